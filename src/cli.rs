@@ -1,0 +1,205 @@
+//! The `kiosk` command line (DESIGN.md's contract): `run`, `migrate`, `check`.
+//! Exit codes: 0 success, 1 runtime failure, 2 configuration error.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use teloxide::adaptors::throttle::Limits;
+use teloxide::prelude::*;
+
+use crate::bot::{self, Command, Shop, State};
+use crate::config::{Config, ConfigError, EXIT_CONFIG, Language};
+use crate::store::{DialogueStorage, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiosk",
+    version,
+    about = "A Telegram bot storefront for digital goods"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run the shop (long polling).
+    Run,
+    /// Apply database migrations and list the tables.
+    Migrate,
+    /// Validate the configuration and list the enabled providers.
+    Check,
+}
+
+/// Why a command failed, and which exit code that means.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => EXIT_CONFIG as u8,
+            Self::Runtime(_) => 1,
+        }
+    }
+}
+
+fn runtime(context: &str) -> impl Fn(crate::store::StoreError) -> CliError + '_ {
+    move |e| CliError::Runtime(format!("{context}: {e}"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kiosk: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kiosk: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn dispatch(command: CliCommand) -> Result<(), CliError> {
+    let config = Config::load()?;
+    match command {
+        CliCommand::Migrate => migrate(&config).await,
+        CliCommand::Check => check(&config),
+        CliCommand::Run => run(config).await,
+    }
+}
+
+async fn migrate(config: &Config) -> Result<(), CliError> {
+    let store = Store::open_and_migrate(&config.database_url)
+        .await
+        .map_err(runtime("migrating the database"))?;
+    let tables = store.tables().await.map_err(runtime("listing tables"))?;
+    println!("migrated {}: {}", config.database_url, tables.join(", "));
+    store.close().await;
+    Ok(())
+}
+
+fn check(config: &Config) -> Result<(), CliError> {
+    println!("configuration OK");
+    println!("database: {}", config.database_url);
+    println!("admins: {}", config.admins.len());
+    println!(
+        "telegram token: {}",
+        if config.telegram.token.is_some() {
+            "set"
+        } else {
+            "not set (required by `kiosk run`)"
+        }
+    );
+    let enabled = config.providers.enabled();
+    if enabled.is_empty() {
+        println!("providers: none enabled (set a provider's credentials, see README)");
+    } else {
+        for provider in enabled {
+            println!("provider enabled: {provider}");
+        }
+    }
+    match &config.fiat {
+        Some(fiat) => println!("payments: Stars and {}", fiat.currency),
+        None => println!("payments: Stars"),
+    }
+    Ok(())
+}
+
+async fn run(config: Config) -> Result<(), CliError> {
+    let token = config.telegram.token.clone().ok_or_else(|| {
+        CliError::Config(ConfigError {
+            key: "TELOXIDE_TOKEN".into(),
+            problem: "is required by `kiosk run` (the token from @BotFather)".into(),
+        })
+    })?;
+    if config.telegram.webhook_url.is_some() {
+        return Err(CliError::Config(ConfigError {
+            key: "KIOSK_WEBHOOK_URL".into(),
+            problem:
+                "webhook mode is not available in this build yet; unset it to use long polling"
+                    .into(),
+        }));
+    }
+    let store = Store::open_and_migrate(&config.database_url)
+        .await
+        .map_err(runtime("opening the database"))?;
+
+    let mut plain = Bot::new(token.expose());
+    if let Some(url) = &config.telegram.api_url {
+        plain = plain.set_api_url(url.clone());
+    }
+    let me = plain.get_me().await.map_err(|e| {
+        CliError::Runtime(format!("Telegram refused the token or is unreachable: {e}"))
+    })?;
+    tracing::info!(bot = %me.username(), "connected to Telegram");
+    for lang in Language::ALL {
+        plain
+            .set_my_commands(Command::menu(lang))
+            .language_code(lang.code())
+            .await
+            .map_err(|e| CliError::Runtime(format!("setting the command menu: {e}")))?;
+    }
+    let bot = plain.throttle(Limits::default());
+
+    let shop = Arc::new(Shop {
+        config: Arc::new(config),
+        store: store.clone(),
+    });
+    let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(store.clone());
+    let mut dispatcher = Dispatcher::builder(bot, bot::schema())
+        .dependencies(dptree::deps![shop, storage])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
+        .enable_ctrlc_handler()
+        .build();
+
+    let shutdown = dispatcher.shutdown_token();
+    tokio::spawn(async move {
+        terminate_signal().await;
+        tracing::info!("SIGTERM: finishing updates in flight");
+        if let Ok(done) = shutdown.shutdown() {
+            done.await;
+        }
+    });
+    dispatcher.dispatch().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate_signal() {
+    std::future::pending::<()>().await;
+}

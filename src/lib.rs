@@ -1,0 +1,32 @@
+//! Kiosk: a Telegram bot storefront for digital goods, fulfilled through reseller APIs.
+//!
+//! Module map (one concern each):
+//!
+//! - [`config`]    environment + `kiosk.toml` → [`config::Config`]; secrets redacted in `Debug`
+//! - [`secret`]    the [`secret::Secret`] wrapper that never prints its value
+//! - [`domain`]    money, product families, orders and their states, recipient newtypes
+//! - [`pricing`]   provider cost → buyer price in Stars or fiat, rounded up
+//! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
+//! - [`providers`] the `Provider` trait every reseller adapter implements
+//! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
+//! - [`bot`]       teloxide: the handler tree, dialogue states and commands
+//! - [`telemetry`] tracing subscriber that also carries teloxide's `log` records
+//! - [`cli`]       the `kiosk` command line: run, migrate, check
+//!
+//! The purchase spine (DESIGN.md): dialogue → quote → order row → invoice →
+//! pre-checkout → successful payment (once) → provider order with the stored
+//! idempotency key → poller/webhook → goods or refund. Every arrow is a row written
+//! before the next step starts.
+
+rust_i18n::i18n!("locales", fallback = "en");
+
+pub mod bot;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod i18n;
+pub mod pricing;
+pub mod providers;
+pub mod secret;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,452 @@
+//! The `Provider` trait: what the shop needs from a reseller API, shaped by all five
+//! provider documents (`shared/seeds/`). One folder per provider implements it
+//! (`client.rs` is the wire, `mod.rs` the adapter); a provider never imports another.
+//!
+//! Two kinds of checkout share the trait (DESIGN.md): shop-paid providers (FazerCards,
+//! Fragment, Agent API) are called only after the buyer's payment is recorded;
+//! buyer-paid providers (Cryptorefills, CryptoCardy) answer `place_order` with a
+//! [`CryptoCheckout`] the buyer pays on-chain, and their own status says when it is done.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Email, FieldSpec, Money, OrderId, PhoneE164, PlayerFields, ProductFamily, SteamInviteUrl,
+    SteamLogin, TelegramUsername,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderId {
+    FazerCards,
+    Fragment,
+    Agent,
+    Cryptorefills,
+    CryptoCardy,
+}
+
+impl ProviderId {
+    pub const ALL: [ProviderId; 5] = [
+        Self::FazerCards,
+        Self::Fragment,
+        Self::Agent,
+        Self::Cryptorefills,
+        Self::CryptoCardy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FazerCards => "fazercards",
+            Self::Fragment => "fragment",
+            Self::Agent => "agent",
+            Self::Cryptorefills => "cryptorefills",
+            Self::CryptoCardy => "cryptocardy",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name.trim().to_ascii_lowercase())
+    }
+
+    /// Who pays the provider.
+    pub fn checkout(self) -> Checkout {
+        match self {
+            Self::FazerCards | Self::Fragment | Self::Agent => Checkout::ShopPaid,
+            Self::Cryptorefills | Self::CryptoCardy => Checkout::BuyerPaid,
+        }
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkout {
+    /// The buyer pays the shop (Stars or fiat); the shop pays the provider afterwards.
+    ShopPaid,
+    /// The buyer pays the provider directly, on-chain.
+    BuyerPaid,
+}
+
+/// Identity of one purchasable thing at one provider. `category` and `item` are the
+/// provider's own ids (FazerCards `cat_pubgm_1` / `offer_60uc`, a Steam appid and
+/// sub id, Cryptorefills `US:Airbnb` and a denomination); `variant` carries what else
+/// the provider needs to tell offers apart (a Steam-gift region, a wallet currency).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProductRef {
+    pub provider: ProviderId,
+    pub family: ProductFamily,
+    pub category: String,
+    pub item: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// A group of offers in the catalog: a game, a gift-card brand, a Steam game.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub id: String,
+    pub name: String,
+    pub family: ProductFamily,
+}
+
+/// What the buyer must tell us about the recipient of an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RecipientKind {
+    TelegramUsername,
+    Player {
+        fields: Vec<FieldSpec>,
+    },
+    SteamLogin,
+    SteamInvite,
+    Email,
+    Phone,
+    /// Delivered to the chat itself (a code or key the buyer redeems).
+    Nobody,
+}
+
+/// A checked recipient, one variant per [`RecipientKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Recipient {
+    TelegramUsername(TelegramUsername),
+    Player(PlayerFields),
+    SteamLogin(SteamLogin),
+    SteamInvite(SteamInviteUrl),
+    Email(Email),
+    Phone(PhoneE164),
+    Nobody,
+}
+
+/// One offer of a category, as the buyer picks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub product: ProductRef,
+    pub title: String,
+    /// Cost of one unit to the shop, when fixed; `None` when it depends on an amount
+    /// the buyer chooses (Steam wallet, open-value gift cards).
+    pub unit_cost: Option<Money>,
+    pub stock: Option<u32>,
+    pub min_quantity: u32,
+    pub max_quantity: u32,
+    pub recipient: RecipientKind,
+}
+
+/// What we ask a provider to sell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub product: ProductRef,
+    pub recipient: Recipient,
+    /// Units: Stars, gift cards, keys; Premium months are the `item`.
+    pub quantity: u32,
+    /// Face value for open-value products (a Steam wallet top-up of 500 RUB).
+    pub amount: Option<Money>,
+}
+
+/// The provider's answer to a recipient check, before the buyer pays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientCheck {
+    /// The provider knows this recipient; a name (and region) to show for confirmation.
+    Confirmed {
+        display_name: Option<String>,
+        region: Option<String>,
+    },
+    /// The provider offers no check for this product: the format check is all we have.
+    Unchecked,
+    Refused(BuyerReason),
+}
+
+/// The provider's price for an [`OrderRequest`], in the provider's currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub cost: Money,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Where and how much a buyer pays on-chain for a buyer-paid order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CryptoCheckout {
+    pub address: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub coin: String,
+    pub network: String,
+    /// A wallet URI (`solana:ADDR?amount=…`) where the chain has one.
+    pub payment_uri: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Goods handed over by the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Codes, keys, PINs: shown in monospace.
+    pub codes: Vec<String>,
+    /// Anything else worth telling the buyer ("sent to @name", an activation link).
+    pub note: Option<String>,
+    /// The provider's reference for support (`vendor_order_id`).
+    pub reference: Option<String>,
+}
+
+/// A provider's order state, mapped to what the engine acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderOrderStatus {
+    /// Accepted, not done yet.
+    Pending,
+    /// Buyer-paid: waiting for the buyer's on-chain payment.
+    AwaitingBuyerPayment(CryptoCheckout),
+    Completed(Delivery),
+    /// Will not be fulfilled. `money_returned` says whether the provider gave the
+    /// shop's (or the buyer's) money back.
+    Failed {
+        reason: BuyerReason,
+        detail: String,
+        money_returned: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderOrder {
+    pub provider_order_id: String,
+    pub status: ProviderOrderStatus,
+}
+
+/// Why a provider refused or failed, as the buyer should hear it. Each names a
+/// sentence in `locales/` (`reason.<key>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuyerReason {
+    UserNotFound,
+    PremiumAlreadyActive,
+    InvalidRecipient,
+    RecipientCannotReceive,
+    OutOfStock,
+    NotAvailable,
+    AmountOutOfRange,
+    LimitExceeded,
+    VerificationRequired,
+    PaymentExpired,
+    /// The shop cannot buy right now (provider balance, outage): never the buyer's fault.
+    TemporarilyUnavailable,
+    Other,
+}
+
+impl BuyerReason {
+    pub fn message_key(self) -> &'static str {
+        match self {
+            Self::UserNotFound => "reason.user_not_found",
+            Self::PremiumAlreadyActive => "reason.premium_already_active",
+            Self::InvalidRecipient => "reason.invalid_recipient",
+            Self::RecipientCannotReceive => "reason.recipient_cannot_receive",
+            Self::OutOfStock => "reason.out_of_stock",
+            Self::NotAvailable => "reason.not_available",
+            Self::AmountOutOfRange => "reason.amount_out_of_range",
+            Self::LimitExceeded => "reason.limit_exceeded",
+            Self::VerificationRequired => "reason.verification_required",
+            Self::PaymentExpired => "reason.payment_expired",
+            Self::TemporarilyUnavailable => "reason.temporarily_unavailable",
+            Self::Other => "reason.other",
+        }
+    }
+}
+
+/// A failed provider call, classified for the engine's retry decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Nothing happened at the provider; the same call may be made again later
+    /// (429 with its Retry-After, a 5xx or timeout on a replay-safe request).
+    #[error("{provider}: temporary failure ({detail}); retry after {retry_after:?}")]
+    Retryable {
+        provider: ProviderId,
+        retry_after: Option<Duration>,
+        detail: String,
+    },
+    /// The provider said no, definitively, and charged nothing.
+    #[error("{provider} refused ({code}): {message}")]
+    Rejected {
+        provider: ProviderId,
+        code: String,
+        message: String,
+        reason: BuyerReason,
+        /// The shop's account needs an operator (balance, debt limit, expired cookies).
+        alert_admins: bool,
+    },
+    /// The call may have taken effect and we cannot tell: never retried blindly.
+    #[error("{provider}: outcome unknown ({detail})")]
+    Ambiguous {
+        provider: ProviderId,
+        detail: String,
+    },
+    /// Credentials or configuration are wrong: an operator must act.
+    #[error("{provider}: configuration or authentication problem: {detail}")]
+    Configuration {
+        provider: ProviderId,
+        detail: String,
+    },
+}
+
+impl ProviderError {
+    pub fn provider(&self) -> ProviderId {
+        match self {
+            Self::Retryable { provider, .. }
+            | Self::Rejected { provider, .. }
+            | Self::Ambiguous { provider, .. }
+            | Self::Configuration { provider, .. } => *provider,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+
+    /// Whether the admins must hear about it.
+    pub fn alerts_admins(&self) -> bool {
+        match self {
+            Self::Rejected { alert_admins, .. } => *alert_admins,
+            Self::Ambiguous { .. } | Self::Configuration { .. } => true,
+            Self::Retryable { .. } => false,
+        }
+    }
+
+    /// What the buyer is told.
+    pub fn buyer_reason(&self) -> BuyerReason {
+        match self {
+            Self::Rejected { reason, .. } => *reason,
+            _ => BuyerReason::TemporarilyUnavailable,
+        }
+    }
+}
+
+/// One balance line of a provider account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    /// `wallet`, `commission`, a currency account…
+    pub label: String,
+    pub amount: Money,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn id(&self) -> ProviderId;
+
+    /// The families this provider sells with the current configuration.
+    fn families(&self) -> Vec<ProductFamily>;
+
+    async fn categories(&self, family: ProductFamily) -> Result<Vec<Category>, ProviderError>;
+
+    async fn offers(
+        &self,
+        family: ProductFamily,
+        category_id: &str,
+    ) -> Result<Vec<Offer>, ProviderError>;
+
+    /// Asks the provider whether the recipient can receive the product (a player id
+    /// exists, a Steam login can be refilled, Premium is not already active).
+    async fn check_recipient(
+        &self,
+        product: &ProductRef,
+        recipient: &Recipient,
+    ) -> Result<RecipientCheck, ProviderError>;
+
+    async fn quote(&self, request: &OrderRequest) -> Result<Quote, ProviderError>;
+
+    /// Places the order. `idempotency_key` is stored with our order before the first
+    /// call and reused on every retry; an adapter whose endpoint takes no key must not
+    /// resend after an ambiguous failure (see [`Provider::reconcile`]).
+    async fn place_order(
+        &self,
+        our_order: OrderId,
+        idempotency_key: &str,
+        request: &OrderRequest,
+    ) -> Result<ProviderOrder, ProviderError>;
+
+    /// Whether `place_order` may safely be called again with the same key.
+    fn replay_safe(&self, product: &ProductRef) -> bool;
+
+    /// After an ambiguous `place_order`, looks for the order the provider may have
+    /// created since `since`; `Ok(None)` means the provider shows no such order.
+    async fn reconcile(
+        &self,
+        our_order: OrderId,
+        request: &OrderRequest,
+        since: DateTime<Utc>,
+    ) -> Result<Option<ProviderOrder>, ProviderError>;
+
+    async fn order_status(
+        &self,
+        provider_order_id: &str,
+    ) -> Result<ProviderOrderStatus, ProviderError>;
+
+    async fn balances(&self) -> Result<Vec<Balance>, ProviderError>;
+}
+
+/// The enabled providers, and which to ask first for each family.
+#[derive(Clone, Default)]
+pub struct ProviderRegistry {
+    providers: HashMap<ProviderId, Arc<dyn Provider>>,
+    preferences: HashMap<ProductFamily, Vec<ProviderId>>,
+}
+
+impl ProviderRegistry {
+    pub fn new(preferences: HashMap<ProductFamily, Vec<ProviderId>>) -> Self {
+        Self {
+            providers: HashMap::new(),
+            preferences,
+        }
+    }
+
+    pub fn register(&mut self, provider: Arc<dyn Provider>) {
+        self.providers.insert(provider.id(), provider);
+    }
+
+    pub fn get(&self, id: ProviderId) -> Option<Arc<dyn Provider>> {
+        self.providers.get(&id).cloned()
+    }
+
+    /// Providers selling `family`, preferred first; the rest in a stable order.
+    pub fn for_family(&self, family: ProductFamily) -> Vec<Arc<dyn Provider>> {
+        let mut selling: Vec<&Arc<dyn Provider>> = self
+            .providers
+            .values()
+            .filter(|p| p.families().contains(&family))
+            .collect();
+        let preference = self.preferences.get(&family);
+        let rank = |id: ProviderId| {
+            preference
+                .and_then(|order| order.iter().position(|p| *p == id))
+                .unwrap_or(usize::MAX)
+        };
+        selling.sort_by_key(|p| (rank(p.id()), p.id()));
+        selling.into_iter().cloned().collect()
+    }
+
+    /// Families at least one enabled provider sells, in menu order.
+    pub fn families(&self) -> Vec<ProductFamily> {
+        ProductFamily::ALL
+            .into_iter()
+            .filter(|f| self.providers.values().any(|p| p.families().contains(f)))
+            .collect()
+    }
+}
+
+impl fmt::Debug for ProviderRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<_> = self.providers.keys().collect();
+        ids.sort();
+        f.debug_struct("ProviderRegistry")
+            .field("providers", &ids)
+            .finish()
+    }
+}
