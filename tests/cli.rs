@@ -1,0 +1,132 @@
+//! The command-line contract of DESIGN.md, run as a child process.
+
+use std::process::Command;
+
+fn kiosk() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiosk"));
+    // A clean environment: no kiosk.toml from the working directory, no stray token.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.current_dir(std::env::temp_dir());
+    command
+}
+
+#[test]
+fn migrate_creates_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let output = kiosk()
+        .arg("migrate")
+        .env("KIOSK_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for table in [
+        "dialogues",
+        "order_events",
+        "orders",
+        "payments",
+        "users",
+        "webhook_events",
+    ] {
+        assert!(stdout.contains(table), "{table} missing from {stdout}");
+    }
+    assert!(db.exists());
+    // Running it again is harmless.
+    let again = kiosk()
+        .arg("migrate")
+        .env("KIOSK_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
+
+#[test]
+fn a_bad_admin_id_exits_2_and_names_the_variable() {
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_ADMINS", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("KIOSK_ADMINS"), "{stderr}");
+    assert!(
+        stderr.contains("\"abc\" is not a Telegram user id"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_lists_enabled_providers_and_never_prints_secrets() {
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_FAZERCARDS_API_KEY", "fz-very-secret")
+        .env("KIOSK_FRAGMENT_SEED", "seed words secret")
+        .env("TELOXIDE_TOKEN", "123:token-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout} {stderr}");
+    assert!(stdout.contains("provider enabled: fazercards"), "{stdout}");
+    assert!(stdout.contains("provider enabled: fragment"), "{stdout}");
+    assert!(!stdout.contains("provider enabled: agent"), "{stdout}");
+    for secret in ["fz-very-secret", "seed words secret", "token-secret"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} printed"
+        );
+    }
+}
+
+#[test]
+fn a_config_file_error_names_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiosk.toml");
+    std::fs::write(&path, "[pricing]\nusd_per_star = \"0\"\n").unwrap();
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pricing.usd_per_star"), "{stderr}");
+}
+
+#[test]
+fn run_without_a_token_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kiosk()
+        .arg("run")
+        .env(
+            "KIOSK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("k.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TELOXIDE_TOKEN"));
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/kiosk.example.toml");
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_CONFIG", path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
