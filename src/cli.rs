@@ -31,6 +31,12 @@ pub enum CliCommand {
     Migrate,
     /// Validate the configuration and list the enabled providers.
     Check,
+    /// Serve the provider fakes on loopback; print one JSON line per provider.
+    Sandbox {
+        /// First port to use (one per provider, in order); default: any free port.
+        #[arg(long)]
+        port_base: Option<u16>,
+    },
 }
 
 /// Why a command failed, and which exit code that means.
@@ -78,11 +84,56 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(command: CliCommand) -> Result<(), CliError> {
-    let config = Config::load()?;
     match command {
-        CliCommand::Migrate => migrate(&config).await,
-        CliCommand::Check => check(&config),
-        CliCommand::Run => run(config).await,
+        // The fakes need no configuration.
+        CliCommand::Sandbox { port_base } => sandbox(port_base).await,
+        CliCommand::Migrate => migrate(&Config::load()?).await,
+        CliCommand::Check => check(&Config::load()?),
+        CliCommand::Run => run(Config::load()?).await,
+    }
+}
+
+/// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
+async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
+    use crate::sandbox::{agent, fragment};
+    let addr = |offset: u16| {
+        let port = port_base.map_or(0, |base| base.saturating_add(offset));
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    };
+    let bind =
+        |name: &str, e: std::io::Error| CliError::Runtime(format!("starting the {name} fake: {e}"));
+    let fragment = fragment::start(addr(1), fragment::FragmentSandboxOptions::default())
+        .await
+        .map_err(|e| bind("fragment", e))?;
+    let agent = agent::start(addr(2), agent::AgentSandboxOptions::default())
+        .await
+        .map_err(|e| bind("agent", e))?;
+    let lines = [
+        serde_json::json!({
+            "provider": "fragment",
+            "url": fragment.base_url().as_str(),
+            "credentials": {"seed": "(any 12 or 24 words)"},
+        }),
+        serde_json::json!({
+            "provider": "agent",
+            "url": agent.base_url().as_str(),
+            "credentials": {"api_key": agent.api_key(), "agent_id": agent.agent_id()},
+        }),
+    ];
+    for line in lines {
+        println!("{line}");
+    }
+    wait_for_stop().await;
+    fragment.shutdown().await;
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate_signal() => {}
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`domain`]    money, product families, orders and their states, recipient newtypes
 //! - [`pricing`]   provider cost → buyer price in Stars or fiat, rounded up
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
-//! - [`providers`] the `Provider` trait every reseller adapter implements
+//! - [`providers`] the `Provider` trait and one adapter folder per reseller API
+//! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
 //! - [`telemetry`] tracing subscriber that also carries teloxide's `log` records
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod i18n;
 pub mod pricing;
 pub mod providers;
+pub mod sandbox;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -130,3 +130,35 @@ fn the_example_configuration_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn sandbox_prints_one_json_line_per_provider_and_serves_them() {
+    use std::io::{BufRead, BufReader};
+    let mut child = kiosk()
+        .arg("sandbox")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut providers = Vec::new();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let url = value["url"].as_str().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        providers.push((value["provider"].as_str().unwrap().to_owned(), url));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for (_, url) in &providers {
+            let url = url::Url::parse(url).unwrap().join("/health").unwrap();
+            let status = reqwest::get(url).await.unwrap().status();
+            assert!(status.is_success(), "{status}");
+        }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let names: Vec<_> = providers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["fragment", "agent"]);
+}

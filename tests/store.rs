@@ -450,3 +450,37 @@ async fn users_language_and_blocked_flag() {
         "writing to the bot unblocks"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_event_is_applied_once_per_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir).await;
+    assert!(
+        store
+            .first_webhook_delivery(ProviderId::FazerCards, "evt-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .first_webhook_delivery(ProviderId::FazerCards, "evt-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .first_webhook_delivery(ProviderId::CryptoCardy, "evt-1")
+            .await
+            .unwrap()
+    );
+    store
+        .forget_webhook_delivery(ProviderId::FazerCards, "evt-1")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .first_webhook_delivery(ProviderId::FazerCards, "evt-1")
+            .await
+            .unwrap()
+    );
+}

@@ -17,10 +17,19 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub mod agent;
+pub mod fragment;
+
 use crate::domain::{
     Email, FieldSpec, Money, OrderId, PhoneE164, PlayerFields, ProductFamily, SteamInviteUrl,
     SteamLogin, TelegramUsername,
 };
+
+/// Telegram sells Stars in amounts of 50 to 10,000 through every provider.
+pub const STARS_QUANTITY: std::ops::RangeInclusive<u32> = 50..=10_000;
+
+/// Telegram Premium gift durations, in months.
+pub const PREMIUM_MONTHS: [u8; 3] = [3, 6, 12];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +101,51 @@ pub struct ProductRef {
     pub item: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+impl ProductRef {
+    /// Telegram Stars and Premium are the same goods at every provider that sells them,
+    /// so their reference is provider-neutral: rerouting an order to the next provider
+    /// only swaps `provider`. `item` is `stars` or the Premium months (`3`, `6`, `12`).
+    pub fn telegram_stars(provider: ProviderId) -> Self {
+        Self {
+            provider,
+            family: ProductFamily::TelegramStars,
+            category: "telegram".to_owned(),
+            item: "stars".to_owned(),
+            variant: None,
+        }
+    }
+
+    pub fn telegram_premium(provider: ProviderId, months: u8) -> Self {
+        Self {
+            provider,
+            family: ProductFamily::TelegramPremium,
+            category: "telegram".to_owned(),
+            item: months.to_string(),
+            variant: None,
+        }
+    }
+
+    /// The Premium months of a Telegram Premium reference.
+    pub fn premium_months(&self) -> Option<u8> {
+        if self.family != ProductFamily::TelegramPremium {
+            return None;
+        }
+        self.item.parse().ok().filter(|m| matches!(m, 3 | 6 | 12))
+    }
+
+    /// The same product at another provider, where the product is provider-neutral.
+    pub fn at(&self, provider: ProviderId) -> Option<Self> {
+        matches!(
+            self.family,
+            ProductFamily::TelegramStars | ProductFamily::TelegramPremium
+        )
+        .then(|| Self {
+            provider,
+            ..self.clone()
+        })
+    }
 }
 
 /// A group of offers in the catalog: a game, a gift-card brand, a Steam game.
@@ -287,6 +341,9 @@ pub enum ProviderError {
     #[error("{provider}: outcome unknown ({detail})")]
     Ambiguous {
         provider: ProviderId,
+        /// The provider's order, when the call got far enough to have one: the key to
+        /// reconcile with later.
+        provider_order_id: Option<String>,
         detail: String,
     },
     /// Credentials or configuration are wrong: an operator must act.

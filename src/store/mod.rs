@@ -7,6 +7,7 @@ pub mod dialogues;
 pub mod orders;
 pub mod payments;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
