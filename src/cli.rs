@@ -95,13 +95,16 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
 
 /// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
 async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
-    use crate::sandbox::{agent, fragment};
+    use crate::sandbox::{agent, fazercards, fragment};
     let addr = |offset: u16| {
         let port = port_base.map_or(0, |base| base.saturating_add(offset));
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     };
     let bind =
         |name: &str, e: std::io::Error| CliError::Runtime(format!("starting the {name} fake: {e}"));
+    let fazercards = fazercards::start(addr(0), fazercards::FakeOptions::default())
+        .await
+        .map_err(|e| bind("fazercards", e))?;
     let fragment = fragment::start(addr(1), fragment::FragmentSandboxOptions::default())
         .await
         .map_err(|e| bind("fragment", e))?;
@@ -109,6 +112,11 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
         .await
         .map_err(|e| bind("agent", e))?;
     let lines = [
+        serde_json::json!({
+            "provider": "fazercards",
+            "url": fazercards.base_url().as_str(),
+            "credentials": {"api_key": fazercards.api_key()},
+        }),
         serde_json::json!({
             "provider": "fragment",
             "url": fragment.base_url().as_str(),
@@ -124,6 +132,7 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
         println!("{line}");
     }
     wait_for_stop().await;
+    fazercards.shutdown().await;
     fragment.shutdown().await;
     agent.shutdown().await;
     Ok(())

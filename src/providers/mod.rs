@@ -18,7 +18,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod fazercards;
 pub mod fragment;
+pub mod ratelimit;
 
 use crate::domain::{
     Email, FieldSpec, Money, OrderId, PhoneE164, PlayerFields, ProductFamily, SteamInviteUrl,

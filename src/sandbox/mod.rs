@@ -4,4 +4,6 @@
 //! Nothing here is used by the shop in production.
 
 pub mod agent;
+pub mod fazercards;
 pub mod fragment;
+pub mod telegram;

@@ -1,0 +1,3 @@
+//! FazerCards adapter (wire client only, so far).
+
+pub mod client;

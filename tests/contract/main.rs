@@ -1,0 +1,11 @@
+//! Contract tests per provider: each wire client and adapter against its loopback fake
+//! (`kiosk::sandbox`) and against wiremock for exact wire shapes and broken answers.
+//! One test binary for all of them keeps linking time down.
+
+mod adapters_fragment_agent;
+mod agent_sandbox;
+mod agent_wire;
+mod fazercards_sandbox;
+mod fazercards_wire;
+mod fragment_sandbox;
+mod fragment_wire;
