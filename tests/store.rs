@@ -432,8 +432,25 @@ async fn dialogue_state_survives_a_reopened_database() {
 async fn users_language_and_blocked_flag() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(&dir).await;
-    store.touch_user(5, Some("buyer")).await.unwrap();
+    store
+        .touch_user(5, Some("buyer"), Some("ru-RU"))
+        .await
+        .unwrap();
     assert_eq!(store.user_language(5).await.unwrap(), None);
+    assert_eq!(
+        store
+            .language_for(5, kiosk::config::Language::En)
+            .await
+            .unwrap(),
+        kiosk::config::Language::Ru
+    );
+    assert_eq!(
+        store
+            .language_for(99, kiosk::config::Language::En)
+            .await
+            .unwrap(),
+        kiosk::config::Language::En
+    );
     store
         .set_user_language(5, kiosk::config::Language::Ru)
         .await
@@ -444,7 +461,7 @@ async fn users_language_and_blocked_flag() {
     );
     store.set_user_blocked(5, true).await.unwrap();
     assert!(store.is_user_blocked(5).await.unwrap());
-    store.touch_user(5, Some("buyer")).await.unwrap();
+    store.touch_user(5, Some("buyer"), None).await.unwrap();
     assert!(
         !store.is_user_blocked(5).await.unwrap(),
         "writing to the bot unblocks"

@@ -110,7 +110,11 @@ async fn remember_user(shop: Arc<Shop>, msg: Message) {
     };
     if let Err(error) = shop
         .store
-        .touch_user(user.id.0 as i64, user.username.as_deref())
+        .touch_user(
+            user.id.0 as i64,
+            user.username.as_deref(),
+            user.language_code.as_deref(),
+        )
         .await
     {
         tracing::warn!(%error, "recording a user");
