@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 use teloxide::adaptors::throttle::Limits;
 use teloxide::prelude::*;
 
-use crate::bot::{self, Command, Shop, State};
+use crate::bot::{self, Command, Shop};
 use crate::config::{Config, ConfigError, EXIT_CONFIG, Language};
-use crate::store::{DialogueStorage, Store};
+use crate::providers::ProviderRegistry;
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -219,22 +220,17 @@ async fn run(config: Config) -> Result<(), CliError> {
     }
     let bot = plain.throttle(Limits::default());
 
-    let shop = Arc::new(Shop {
-        config: Arc::new(config),
-        store: store.clone(),
-    });
-    let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(store.clone());
-    let mut dispatcher = Dispatcher::builder(bot, bot::schema())
-        .dependencies(dptree::deps![shop, storage])
-        .default_handler(|_| async {})
-        .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
-        .enable_ctrlc_handler()
-        .build();
-
+    let (providers, unsupported) = ProviderRegistry::from_config(&config)
+        .map_err(|e| CliError::Runtime(format!("setting up providers: {e}")))?;
+    for id in unsupported {
+        tracing::warn!(provider = %id, "enabled, but this build has no adapter for it yet: not selling through it");
+    }
+    let shop = Arc::new(Shop::new(Arc::new(config), store.clone(), providers));
+    let mut dispatcher = bot::dispatcher(bot, shop);
     let shutdown = dispatcher.shutdown_token();
     tokio::spawn(async move {
-        terminate_signal().await;
-        tracing::info!("SIGTERM: finishing updates in flight");
+        wait_for_stop().await;
+        tracing::info!("stopping: finishing updates in flight");
         if let Ok(done) = shutdown.shutdown() {
             done.await;
         }

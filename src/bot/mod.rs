@@ -1,10 +1,16 @@
 //! The bot: one [`schema`] returning the handler tree, typed [`State`] and
-//! [`Command`], small endpoint functions. Dialogue state lives in the shop's
-//! database ([`crate::store::DialogueStorage`]), so a restart resumes every chat.
+//! [`Command`], small endpoint functions in [`buyer`]. Dialogue state lives in the
+//! shop's database ([`crate::store::DialogueStorage`]), so a restart resumes every chat.
 //!
-//! `pre_checkout_query` updates carry no chat: when payments arrive they get a branch
-//! beside the dialogue, never inside `dialogue::enter`.
+//! `pre_checkout_query` updates carry no chat: the payment branch sits beside the
+//! dialogue, never inside `dialogue::enter`.
 
+pub mod buyer;
+pub mod callbacks;
+pub mod flood;
+mod screens;
+
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::Arc;
 
@@ -12,13 +18,16 @@ use rust_i18n::t;
 use serde::{Deserialize, Serialize};
 use teloxide::adaptors::Throttle;
 use teloxide::dispatching::dialogue::{self, Dialogue};
-use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
+use teloxide::dispatching::{DefaultKey, UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::{BotCommand, User};
 use teloxide::utils::command::BotCommands;
 
 use crate::config::{Config, Language};
+use crate::domain::{Money, ProductFamily};
 use crate::i18n;
+use crate::pricing::Pricing;
+use crate::providers::{Offer, ProviderId, ProviderRegistry, Recipient};
 use crate::store::{DialogueStorage, Store};
 
 /// The bot type the whole tree is written for: Telegram's flood limits kept by
@@ -28,11 +37,76 @@ pub type HandlerError = Box<dyn Error + Send + Sync>;
 pub type HandlerResult = Result<(), HandlerError>;
 pub type KioskDialogue = Dialogue<State, DialogueStorage<State>>;
 
-/// Where a buyer is in the conversation.
+/// One entry of a catalog list: a category at one provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub provider: ProviderId,
+    pub id: String,
+    pub name: String,
+}
+
+/// A purchase being put together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    pub family: ProductFamily,
+    pub offer: Offer,
+    pub recipient: Option<Recipient>,
+    /// How the recipient is shown to the buyer (`@name`, `PlayerNick (EU)`).
+    pub recipient_label: Option<String>,
+    pub quantity: u32,
+    pub amount: Option<Money>,
+}
+
+/// A provider quote turned into the buyer's price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedQuote {
+    pub cost: Money,
+    pub stars: Money,
+    pub fiat: Option<Money>,
+}
+
+/// Where a buyer is in the conversation. Lists shown on screen are kept here, so a
+/// button carries only an index into the buyer's own state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     #[default]
     Start,
+    Categories {
+        family: ProductFamily,
+        items: Vec<Listed>,
+        page: u16,
+        query: Option<String>,
+    },
+    Offers {
+        family: ProductFamily,
+        category: Listed,
+        items: Vec<Offer>,
+        page: u16,
+    },
+    /// Waiting for the recipient as text (username, login, link, e-mail, phone).
+    Recipient {
+        draft: Draft,
+    },
+    /// Waiting for buyer field `index` of the offer's field list.
+    PlayerField {
+        draft: Draft,
+        index: usize,
+        values: BTreeMap<String, String>,
+    },
+    /// The provider named the account; the buyer confirms it.
+    ConfirmRecipient {
+        draft: Draft,
+    },
+    Quantity {
+        draft: Draft,
+    },
+    Amount {
+        draft: Draft,
+    },
+    Quote {
+        draft: Draft,
+        quote: PricedQuote,
+    },
 }
 
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
@@ -40,6 +114,8 @@ pub enum State {
 pub enum Command {
     Start,
     Help,
+    Orders,
+    Language,
     PaySupport,
     Terms,
 }
@@ -50,6 +126,8 @@ impl Command {
         let l = lang.code();
         vec![
             BotCommand::new("start", t!("commands.start", locale = l)),
+            BotCommand::new("orders", t!("commands.orders", locale = l)),
+            BotCommand::new("language", t!("commands.language", locale = l)),
             BotCommand::new("help", t!("commands.help", locale = l)),
             BotCommand::new("paysupport", t!("commands.paysupport", locale = l)),
             BotCommand::new("terms", t!("commands.terms", locale = l)),
@@ -58,13 +136,27 @@ impl Command {
 }
 
 /// Everything the handlers share.
-#[derive(Debug, Clone)]
 pub struct Shop {
     pub config: Arc<Config>,
     pub store: Store,
+    pub providers: ProviderRegistry,
+    pub pricing: Pricing,
+    pub flood: flood::FloodGuard,
 }
 
 impl Shop {
+    pub fn new(config: Arc<Config>, store: Store, providers: ProviderRegistry) -> Self {
+        let pricing = Pricing::new(config.pricing.clone(), config.fiat.as_ref());
+        let flood = flood::FloodGuard::new(config.limits.flood_per_minute);
+        Self {
+            config,
+            store,
+            providers,
+            pricing,
+            flood,
+        }
+    }
+
     /// The language to answer `user` in: their /language choice, else Telegram's tag,
     /// else the shop's default.
     pub async fn language_of(&self, user: Option<&User>) -> Language {
@@ -87,21 +179,53 @@ impl Shop {
     }
 }
 
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("config", &self.config)
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The dispatcher of the whole bot over `shop`: what `kiosk run` and the end-to-end
+/// tests start.
+pub fn dispatcher(
+    bot: KioskBot,
+    shop: Arc<Shop>,
+) -> Dispatcher<KioskBot, HandlerError, DefaultKey> {
+    let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(shop.store.clone());
+    Dispatcher::builder(bot, schema())
+        .dependencies(dptree::deps![shop, storage])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
+        .build()
+}
+
 pub fn schema() -> UpdateHandler<HandlerError> {
     use dptree::case;
 
     let commands = teloxide::filter_command::<Command, _>()
-        .branch(case![Command::Start].endpoint(start))
-        .branch(case![Command::Help].endpoint(help))
-        .branch(case![Command::PaySupport].endpoint(pay_support))
-        .branch(case![Command::Terms].endpoint(terms));
+        .branch(case![Command::Start].endpoint(buyer::start))
+        .branch(case![Command::Help].endpoint(buyer::help))
+        .branch(case![Command::Orders].endpoint(buyer::orders_command))
+        .branch(case![Command::Language].endpoint(buyer::language_command))
+        .branch(case![Command::PaySupport].endpoint(buyer::pay_support))
+        .branch(case![Command::Terms].endpoint(buyer::terms));
 
     let messages = Update::filter_message()
         .inspect_async(remember_user)
+        .filter_async(buyer::message_within_flood_limit)
         .branch(commands)
-        .branch(dptree::endpoint(not_understood));
+        .branch(dptree::endpoint(buyer::on_text));
 
-    dialogue::enter::<Update, DialogueStorage<State>, State, _>().branch(messages)
+    let callbacks = Update::filter_callback_query()
+        .filter_async(buyer::callback_within_flood_limit)
+        .endpoint(buyer::on_callback);
+
+    dialogue::enter::<Update, DialogueStorage<State>, State, _>()
+        .branch(messages)
+        .branch(callbacks)
 }
 
 async fn remember_user(shop: Arc<Shop>, msg: Message) {
@@ -119,61 +243,4 @@ async fn remember_user(shop: Arc<Shop>, msg: Message) {
     {
         tracing::warn!(%error, "recording a user");
     }
-}
-
-async fn start(
-    bot: KioskBot,
-    shop: Arc<Shop>,
-    dialogue: KioskDialogue,
-    msg: Message,
-) -> HandlerResult {
-    let lang = shop.language_of(msg.from.as_ref()).await;
-    dialogue.update(State::Start).await?;
-    let text = t!(
-        "start.welcome",
-        locale = lang.code(),
-        shop = shop.config.shop.name
-    );
-    bot.send_message(msg.chat.id, text).await?;
-    Ok(())
-}
-
-async fn help(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResult {
-    let lang = shop.language_of(msg.from.as_ref()).await;
-    let text = t!(
-        "help.text",
-        locale = lang.code(),
-        shop = shop.config.shop.name
-    );
-    bot.send_message(msg.chat.id, text).await?;
-    Ok(())
-}
-
-async fn pay_support(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResult {
-    let lang = shop.language_of(msg.from.as_ref()).await;
-    let text = t!(
-        "paysupport.text",
-        locale = lang.code(),
-        contact = shop.config.shop.support_contact
-    );
-    bot.send_message(msg.chat.id, text).await?;
-    Ok(())
-}
-
-async fn terms(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResult {
-    let lang = shop.language_of(msg.from.as_ref()).await;
-    let mut text = t!("terms.text", locale = lang.code()).into_owned();
-    if let Some(url) = &shop.config.shop.terms_url {
-        text.push_str("\n\n");
-        text.push_str(&t!("terms.link", locale = lang.code(), url = url.as_str()));
-    }
-    bot.send_message(msg.chat.id, text).await?;
-    Ok(())
-}
-
-async fn not_understood(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResult {
-    let lang = shop.language_of(msg.from.as_ref()).await;
-    bot.send_message(msg.chat.id, t!("unknown.text", locale = lang.code()))
-        .await?;
-    Ok(())
 }

@@ -199,6 +199,26 @@ pub struct Offer {
     pub min_quantity: u32,
     pub max_quantity: u32,
     pub recipient: RecipientKind,
+    /// For open-value products (a Steam wallet or a direct top-up): the face value the
+    /// buyer chooses, sent as [`OrderRequest::amount`]. `None` for fixed products.
+    #[serde(default)]
+    pub amount: Option<AmountRange>,
+}
+
+/// The face values a buyer may choose for an open-value offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountRange {
+    pub currency: crate::domain::Currency,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub min: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub max: Decimal,
+}
+
+impl AmountRange {
+    pub fn contains(&self, amount: &Money) -> bool {
+        amount.currency == self.currency && amount.amount >= self.min && amount.amount <= self.max
+    }
 }
 
 /// What we ask a provider to sell.
@@ -464,6 +484,36 @@ impl ProviderRegistry {
             providers: HashMap::new(),
             preferences,
         }
+    }
+
+    /// The adapters of every provider enabled in `config`. Providers whose adapter is
+    /// not in this build are named in the second list, so callers can say so.
+    pub fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<(Self, Vec<ProviderId>), ProviderError> {
+        /// How long one provider call may take before it counts as a timeout.
+        const TIMEOUT: Duration = Duration::from_secs(20);
+        let providers = &config.providers;
+        let mut registry = Self::new(providers.preferences.clone());
+        let mut missing = Vec::new();
+        if let Some(fragment) = &providers.fragment {
+            registry.register(Arc::new(fragment::FragmentProvider::new(
+                fragment, TIMEOUT,
+            )?));
+        }
+        if let Some(agent) = &providers.agent {
+            registry.register(Arc::new(agent::AgentProvider::new(agent, TIMEOUT)?));
+        }
+        for (enabled, id) in [
+            (providers.fazercards.is_some(), ProviderId::FazerCards),
+            (providers.cryptorefills.is_some(), ProviderId::Cryptorefills),
+            (providers.cryptocardy.is_some(), ProviderId::CryptoCardy),
+        ] {
+            if enabled {
+                missing.push(id);
+            }
+        }
+        Ok((registry, missing))
     }
 
     pub fn register(&mut self, provider: Arc<dyn Provider>) {

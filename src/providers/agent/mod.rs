@@ -18,12 +18,12 @@ use self::client::{
     ProductKind, TopupRequest,
 };
 use super::{
-    Balance, BuyerReason, Category, Delivery, Offer, OrderRequest, ProductRef, Provider,
-    ProviderError, ProviderId, ProviderOrder, ProviderOrderStatus, Quote, Recipient,
+    AmountRange, Balance, BuyerReason, Category, Delivery, Offer, OrderRequest, ProductRef,
+    Provider, ProviderError, ProviderId, ProviderOrder, ProviderOrderStatus, Quote, Recipient,
     RecipientCheck, RecipientKind,
 };
 use crate::config::AgentConfig;
-use crate::domain::{FieldKind, FieldSpec, Money, OrderId, ProductFamily};
+use crate::domain::{Currency, FieldKind, FieldSpec, Money, OrderId, ProductFamily};
 
 const ID: ProviderId = ProviderId::Agent;
 /// Vouchers per order the shop offers at most.
@@ -76,6 +76,27 @@ fn unit_cost(product: &Product) -> Option<Money> {
         price.amount,
         price.currency.as_deref().or(product.currency.as_deref()),
     )
+}
+
+/// A direct top-up's face-value limits, in the top-up currency.
+fn amount_range(product: &Product) -> Option<AmountRange> {
+    if product.kind != ProductKind::DirectTopUp {
+        return None;
+    }
+    let limits = product.topup.as_ref()?;
+    let currency = limits
+        .currency
+        .as_deref()
+        .or(product.currency.as_deref())
+        .and_then(|c| Currency::parse(c).ok())?;
+    Some(AmountRange {
+        currency,
+        min: limits.min.as_ref().map_or(Decimal::ONE, |m| m.amount),
+        max: limits
+            .max
+            .as_ref()
+            .map_or(Decimal::from(1000), |m| m.amount),
+    })
 }
 
 fn recipient_kind(product: &Product) -> RecipientKind {
@@ -265,6 +286,7 @@ impl Provider for AgentProvider {
                 min_quantity: 1,
                 max_quantity: if top_up { 1 } else { MAX_VOUCHERS },
                 recipient: recipient_kind(&product),
+                amount: amount_range(&product),
             });
         }
         Ok(offers)

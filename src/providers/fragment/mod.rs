@@ -279,6 +279,7 @@ impl Provider for FragmentProvider {
                 min_quantity: *STARS_QUANTITY.start(),
                 max_quantity: *STARS_QUANTITY.end(),
                 recipient: RecipientKind::TelegramUsername,
+                amount: None,
             }]),
             ProductFamily::TelegramPremium => Ok([
                 PremiumMonths::Three,
@@ -296,6 +297,7 @@ impl Provider for FragmentProvider {
                     min_quantity: 1,
                     max_quantity: 1,
                     recipient: RecipientKind::TelegramUsername,
+                    amount: None,
                 })
             })
             .collect()),

@@ -559,6 +559,14 @@ impl SimUser {
             .with(|st| st.user_tap(id, message_id, callback_data))
     }
 
+    /// Sends a `callback_query` with arbitrary `data` for `message_id`, as a modified
+    /// client could: for testing that forged payloads reveal nothing.
+    pub fn forge_tap(&self, message_id: i32, data: &str) -> Result<String, SimError> {
+        let id = self.id;
+        self.shared
+            .with(|st| st.user_forged_tap(id, message_id, data))
+    }
+
     /// Taps the inline button labelled `text` (it must carry callback data).
     pub fn tap_button(&self, message_id: i32, text: &str) -> Result<String, SimError> {
         let msg = self

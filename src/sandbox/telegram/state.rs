@@ -570,6 +570,17 @@ impl State {
                 wanted: data.to_owned(),
             });
         }
+        self.user_forged_tap(user_id, message_id, data)
+    }
+
+    /// A `callback_query` with any data at all, as a modified client can send.
+    pub(crate) fn user_forged_tap(
+        &mut self,
+        user_id: i64,
+        message_id: i32,
+        data: &str,
+    ) -> Result<String, SimError> {
+        let stored = self.find_message(user_id, message_id)?;
         let message = self.message_json(user_id, stored);
         self.user_starts(user_id);
         let id = format!("{}", 4_000_000_000_000_000_000u64 + self.seq());

@@ -1,0 +1,212 @@
+//! One helper that spawns the whole shop: provider fakes, the fake Telegram, a fresh
+//! database, and the real dispatcher pointed at them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiosk::bot::{self, KioskBot, Shop};
+use kiosk::config::{Config, Env};
+use kiosk::providers::ProviderRegistry;
+use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
+use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
+use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
+use kiosk::store::Store;
+use teloxide::adaptors::throttle::Limits;
+use teloxide::dispatching::ShutdownToken;
+use teloxide::prelude::*;
+
+pub const TOKEN: &str = "123456:TEST-TOKEN";
+pub const WAIT: Duration = Duration::from_secs(10);
+const SEED: &str =
+    "abandon ability able about above absent absorb abstract absurd abuse access accident";
+
+pub struct TestShop {
+    pub telegram: FakeTelegram,
+    pub fragment: FragmentSandbox,
+    pub agent: AgentSandbox,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<ShutdownToken>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn env_for(fragment: &FragmentSandbox, agent: &AgentSandbox, db: &Path) -> Env {
+    [
+        ("KIOSK_DATABASE_URL", format!("sqlite://{}", db.display())),
+        ("KIOSK_FRAGMENT_URL", fragment.base_url().to_string()),
+        ("KIOSK_FRAGMENT_SEED", SEED.to_owned()),
+        ("KIOSK_AGENT_URL", agent.base_url().to_string()),
+        ("KIOSK_AGENT_API_KEY", agent.api_key().to_owned()),
+        ("KIOSK_AGENT_ID", agent.agent_id().to_owned()),
+        ("TELOXIDE_TOKEN", TOKEN.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+const TOML: &str = r#"
+[shop]
+name = "Test Kiosk"
+[pricing]
+markup_percent = "10"
+usd_per_star = "0.013"
+[pricing.usd_value]
+TON = "3.00"
+EUR = "1.10"
+"#;
+
+impl TestShop {
+    pub async fn spawn() -> TestShop {
+        let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
+            .await
+            .unwrap();
+        let fragment = fragment::start(
+            "127.0.0.1:0".parse().unwrap(),
+            FragmentSandboxOptions {
+                processing_delay: Duration::from_millis(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let agent = agent::start(
+            "127.0.0.1:0".parse().unwrap(),
+            AgentSandboxOptions {
+                processing_delay: Duration::from_millis(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Self::open_store(&dir).await;
+        let mut shop = TestShop {
+            telegram,
+            fragment,
+            agent,
+            store,
+            dir,
+            shutdown: None,
+            task: None,
+        };
+        shop.start_bot().await;
+        shop
+    }
+
+    async fn open_store(dir: &tempfile::TempDir) -> Store {
+        Store::open_and_migrate(&format!(
+            "sqlite://{}",
+            dir.path().join("kiosk.db").display()
+        ))
+        .await
+        .unwrap()
+    }
+
+    pub fn config(&self) -> Config {
+        let env = env_for(
+            &self.fragment,
+            &self.agent,
+            &self.dir.path().join("kiosk.db"),
+        );
+        Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
+    }
+
+    /// Starts the dispatcher (again) on the same database.
+    pub async fn start_bot(&mut self) {
+        let config = self.config();
+        let (providers, _) = ProviderRegistry::from_config(&config).unwrap();
+        let shop = Arc::new(Shop::new(Arc::new(config), self.store.clone(), providers));
+        let bot: KioskBot = Bot::new(TOKEN)
+            .set_api_url(self.telegram.api_url().parse().unwrap())
+            // Telegram's real per-chat limit (1/s) would make every test take seconds per
+            // message; the throttle itself stays in the path.
+            .throttle(Limits {
+                messages_per_sec_chat: 1000,
+                messages_per_min_chat: 60_000,
+                messages_per_min_channel_or_supergroup: 60_000,
+                messages_per_sec_overall: 1000,
+            });
+        let mut dispatcher = bot::dispatcher(bot, shop);
+        self.shutdown = Some(dispatcher.shutdown_token());
+        self.task = Some(tokio::spawn(async move { dispatcher.dispatch().await }));
+    }
+
+    /// Stops the dispatcher as a restart would, keeping the database.
+    pub async fn stop_bot(&mut self) {
+        if let Some(token) = self.shutdown.take() {
+            // The dispatcher may still be starting: retry until it accepts the request.
+            for _ in 0..100 {
+                match token.shutdown() {
+                    Ok(done) => {
+                        done.await;
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub fn buyer(&self, id: i64, username: Option<&str>, lang: &str) -> SimUser {
+        self.telegram.user(id, "Buyer", username, lang)
+    }
+}
+
+/// Waits for a bot message in the user's chat whose body contains `needle`.
+pub async fn expect_text(user: &SimUser, needle: &str) -> ChatMessage {
+    let wanted = needle.to_owned();
+    user.wait_for(move |m| m.from_bot && m.body().contains(&wanted), WAIT)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no bot message containing {needle:?}; chat: {:#?}",
+                user.chat()
+            )
+        })
+}
+
+/// Taps the button labelled `label` on the newest bot message that has it.
+pub async fn tap(user: &SimUser, label: &str) -> ChatMessage {
+    let wanted = label.to_owned();
+    let message = user
+        .wait_for(
+            move |m| m.from_bot && m.button_with_text(&wanted).is_some(),
+            WAIT,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no button {label:?}; chat: {:#?}", user.chat()));
+    user.tap_button(message.message_id, label).unwrap();
+    message
+}
+
+/// Taps the first button whose label starts with `prefix` ("Pay …").
+pub async fn tap_starting(user: &SimUser, prefix: &str) -> ChatMessage {
+    let wanted = prefix.to_owned();
+    let message = user
+        .wait_for(
+            move |m| {
+                m.from_bot
+                    && m.keyboard_rows()
+                        .iter()
+                        .flatten()
+                        .any(|(text, _)| text.starts_with(&wanted))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no button starting {prefix:?}; chat: {:#?}", user.chat()));
+    let label = message
+        .keyboard_rows()
+        .into_iter()
+        .flatten()
+        .map(|(text, _)| text)
+        .find(|text| text.starts_with(prefix))
+        .unwrap();
+    user.tap_button(message.message_id, &label).unwrap();
+    message
+}

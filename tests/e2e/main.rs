@@ -1,0 +1,5 @@
+//! End-to-end: the real handler tree against the fake Telegram Bot API and the sandbox
+//! providers, on loopback. One binary; `helpers` spawns the whole shop.
+
+mod buyer;
+mod helpers;
