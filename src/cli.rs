@@ -89,7 +89,7 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
         // The fakes need no configuration.
         CliCommand::Sandbox { port_base } => sandbox(port_base).await,
         CliCommand::Migrate => migrate(&Config::load()?).await,
-        CliCommand::Check => check(&Config::load()?),
+        CliCommand::Check => check(&Config::load()?).await,
         CliCommand::Run => run(Config::load()?).await,
     }
 }
@@ -157,7 +157,9 @@ async fn migrate(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-fn check(config: &Config) -> Result<(), CliError> {
+/// Validates the configuration, then asks every enabled provider for its balance.
+/// Exit 1 when a provider does not answer: the shop could not sell through it.
+async fn check(config: &Config) -> Result<(), CliError> {
     println!("configuration OK");
     println!("database: {}", config.database_url);
     println!("admins: {}", config.admins.len());
@@ -169,19 +171,51 @@ fn check(config: &Config) -> Result<(), CliError> {
             "not set (required by `kiosk run`)"
         }
     );
-    let enabled = config.providers.enabled();
-    if enabled.is_empty() {
-        println!("providers: none enabled (set a provider's credentials, see README)");
-    } else {
-        for provider in enabled {
-            println!("provider enabled: {provider}");
-        }
-    }
     match &config.fiat {
         Some(fiat) => println!("payments: Stars and {}", fiat.currency),
         None => println!("payments: Stars"),
     }
-    Ok(())
+    let enabled = config.providers.enabled();
+    if enabled.is_empty() {
+        println!("providers: none enabled (set a provider's credentials, see README)");
+        return Ok(());
+    }
+    let (registry, unsupported) = ProviderRegistry::from_config(config)
+        .map_err(|e| CliError::Runtime(format!("setting up providers: {e}")))?;
+    let mut silent = Vec::new();
+    for id in enabled {
+        println!("provider enabled: {id}");
+        if unsupported.contains(&id) {
+            println!("  no adapter for {id} in this build yet: not selling through it");
+            continue;
+        }
+        let Some(provider) = registry.get(id) else {
+            continue;
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), provider.balances()).await {
+            Ok(Ok(balances)) => {
+                for line in balances {
+                    println!("  {}: {}", line.label, line.amount);
+                }
+            }
+            Ok(Err(error)) => {
+                println!("  did not answer: {error}");
+                silent.push(id.to_string());
+            }
+            Err(_) => {
+                println!("  did not answer within 30 s");
+                silent.push(id.to_string());
+            }
+        }
+    }
+    if silent.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(format!(
+            "providers that did not answer: {}",
+            silent.join(", ")
+        )))
+    }
 }
 
 async fn run(config: Config) -> Result<(), CliError> {

@@ -64,26 +64,52 @@ fn a_bad_admin_id_exits_2_and_names_the_variable() {
 }
 
 #[test]
-fn check_lists_enabled_providers_and_never_prints_secrets() {
+fn check_asks_each_enabled_provider_and_never_prints_secrets() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fragment = runtime
+        .block_on(kiosk::sandbox::fragment::start(
+            "127.0.0.1:0".parse().unwrap(),
+            kiosk::sandbox::fragment::FragmentSandboxOptions::default(),
+        ))
+        .unwrap();
+    let seed = "abandon ability able about above absent absorb abstract absurd abuse access secret";
     let output = kiosk()
         .arg("check")
-        .env("KIOSK_FAZERCARDS_API_KEY", "fz-very-secret")
-        .env("KIOSK_FRAGMENT_SEED", "seed words secret")
+        .env("KIOSK_FRAGMENT_URL", fragment.base_url().as_str())
+        .env("KIOSK_FRAGMENT_SEED", seed)
         .env("TELOXIDE_TOKEN", "123:token-secret")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout} {stderr}");
-    assert!(stdout.contains("provider enabled: fazercards"), "{stdout}");
     assert!(stdout.contains("provider enabled: fragment"), "{stdout}");
+    assert!(stdout.contains("wallet: 100"), "{stdout}");
     assert!(!stdout.contains("provider enabled: agent"), "{stdout}");
-    for secret in ["fz-very-secret", "seed words secret", "token-secret"] {
+    for secret in [seed, "token-secret"] {
         assert!(
             !stdout.contains(secret) && !stderr.contains(secret),
             "{secret} printed"
         );
     }
+
+    // A provider that does not answer fails the check, naming it.
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_AGENT_URL", "http://127.0.0.1:9/")
+        .env("KIOSK_AGENT_API_KEY", "agent-key-secret")
+        .env("KIOSK_AGENT_ID", "a1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout} {stderr}");
+    assert!(
+        stderr.contains("providers that did not answer: agent"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("agent-key-secret") && !stderr.contains("agent-key-secret"));
+    drop(fragment);
 }
 
 #[test]

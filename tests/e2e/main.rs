@@ -3,3 +3,4 @@
 
 mod buyer;
 mod helpers;
+mod run_binary;
