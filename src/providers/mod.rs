@@ -388,6 +388,15 @@ impl ProviderError {
     }
 }
 
+/// A provider said (by webhook) that one of its orders changed. Deliberately carries no
+/// status or goods: the engine asks [`Provider::order_status`] itself, so a forged but
+/// validly signed body cannot inject delivered codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    pub provider: ProviderId,
+    pub provider_order_id: String,
+}
+
 /// One balance line of a provider account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balance {
