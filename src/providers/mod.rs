@@ -408,6 +408,15 @@ impl ProviderError {
     }
 }
 
+/// A provider said (by webhook) that one of its orders changed. Deliberately carries no
+/// status or goods: the engine asks [`Provider::order_status`] itself, so a forged but
+/// validly signed body cannot inject delivered codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    pub provider: ProviderId,
+    pub provider_order_id: String,
+}
+
 /// One balance line of a provider account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balance {
@@ -504,8 +513,12 @@ impl ProviderRegistry {
         if let Some(agent) = &providers.agent {
             registry.register(Arc::new(agent::AgentProvider::new(agent, TIMEOUT)?));
         }
+        if let Some(fazercards) = &providers.fazercards {
+            registry.register(Arc::new(fazercards::FazerCardsProvider::new(
+                fazercards, TIMEOUT,
+            )?));
+        }
         for (enabled, id) in [
-            (providers.fazercards.is_some(), ProviderId::FazerCards),
             (providers.cryptorefills.is_some(), ProviderId::Cryptorefills),
             (providers.cryptocardy.is_some(), ProviderId::CryptoCardy),
         ] {

@@ -2,6 +2,7 @@
 //! (`kiosk::sandbox`) and against wiremock for exact wire shapes and broken answers.
 //! One test binary for all of them keeps linking time down.
 
+mod adapter_fazercards;
 mod adapters_fragment_agent;
 mod agent_sandbox;
 mod agent_wire;

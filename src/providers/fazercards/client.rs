@@ -1386,6 +1386,13 @@ impl<'a> Call<'a> {
     }
 }
 
+/// A Telegram buy to look for in the order list (see [`FazerClient::find_telegram_buy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TelegramBuy {
+    Stars { quantity: u32 },
+    Premium { months: u32 },
+}
+
 /// What a Telegram buy is reconciled against.
 struct TelegramTarget {
     kind: OrderKind,
@@ -1824,6 +1831,48 @@ impl FazerClient {
         let body = json!({ "telegram_username": telegram_username, "months": months });
         self.telegram_buy(&["telegram", "premium", "buy"], body, target)
             .await
+    }
+
+    /// One pass of the reconciliation [`Self::buy_stars`] / [`Self::buy_premium`] run after an
+    /// ambiguous failure, for a caller that comes back later: an order of the same kind,
+    /// username and quantity / months, created since `since` (minus the clock-skew
+    /// allowance) and not already handed out by this client. One match is claimed and
+    /// returned; none is `Ok(None)`; several are [`FazerError::Ambiguous`].
+    pub async fn find_telegram_buy(
+        &self,
+        telegram_username: &str,
+        buy: TelegramBuy,
+        since: DateTime<Utc>,
+    ) -> Result<Option<FazerOrder>, FazerError> {
+        let target = match buy {
+            TelegramBuy::Stars { quantity } => TelegramTarget {
+                kind: OrderKind::TelegramStars,
+                username: telegram_username.to_string(),
+                quantity: Some(quantity),
+                months: None,
+            },
+            TelegramBuy::Premium { months } => TelegramTarget {
+                kind: OrderKind::TelegramPremium,
+                username: telegram_username.to_string(),
+                quantity: None,
+                months: Some(months),
+            },
+        };
+        let skew = chrono::Duration::from_std(self.reconcile.clock_skew)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30));
+        let mut found = self.find_telegram_order(since - skew, &target).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => {
+                let order = found.remove(0);
+                self.claim(&order.id);
+                Ok(Some(order))
+            }
+            n => Err(FazerError::Ambiguous {
+                reason: format!("{n} matching {} orders since {since}", target.kind.as_str()),
+                candidates: found.into_iter().map(|o| o.id).collect(),
+            }),
+        }
     }
 
     // ── manual services ──
