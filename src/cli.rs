@@ -10,6 +10,7 @@ use teloxide::prelude::*;
 
 use crate::bot::{self, Command, Shop, State};
 use crate::config::{Config, ConfigError, EXIT_CONFIG, Language};
+use crate::engine::Engine;
 use crate::store::{DialogueStorage, Store};
 
 #[derive(Debug, Parser)]
@@ -219,13 +220,21 @@ async fn run(config: Config) -> Result<(), CliError> {
     }
     let bot = plain.throttle(Limits::default());
 
+    let registry = crate::engine::registry_from_config(&config)
+        .map_err(|e| CliError::Runtime(format!("setting up the providers: {e}")))?;
+    let config = Arc::new(config);
+    let engine = Engine::new(store.clone(), bot.clone(), config.clone(), registry);
+    // Provider webhook receivers send into `_events`; kept open for the whole run.
+    let (_events, events) = tokio::sync::mpsc::channel(1024);
+    engine.start(events);
+
     let shop = Arc::new(Shop {
-        config: Arc::new(config),
+        config,
         store: store.clone(),
     });
     let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(store.clone());
     let mut dispatcher = Dispatcher::builder(bot, bot::schema())
-        .dependencies(dptree::deps![shop, storage])
+        .dependencies(dptree::deps![shop, storage, engine.clone()])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
         .enable_ctrlc_handler()
@@ -240,6 +249,8 @@ async fn run(config: Config) -> Result<(), CliError> {
         }
     });
     dispatcher.dispatch().await;
+    tracing::info!("updates stopped: finishing the orders in flight");
+    engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

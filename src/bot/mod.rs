@@ -101,7 +101,11 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .branch(commands)
         .branch(dptree::endpoint(not_understood));
 
-    dialogue::enter::<Update, DialogueStorage<State>, State, _>().branch(messages)
+    // Payments beside the dialogue: a pre_checkout_query has no chat, and a
+    // successful_payment must never fall through to the dialogue's replies.
+    dptree::entry()
+        .branch(crate::engine::handlers())
+        .branch(dialogue::enter::<Update, DialogueStorage<State>, State, _>().branch(messages))
 }
 
 async fn remember_user(shop: Arc<Shop>, msg: Message) {

@@ -388,6 +388,14 @@ impl ProviderError {
     }
 }
 
+/// A provider told us (by webhook) that one of its orders changed: the engine asks
+/// for its status at once instead of waiting for the next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    pub provider: ProviderId,
+    pub provider_order_id: String,
+}
+
 /// One balance line of a provider account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balance {
