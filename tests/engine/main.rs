@@ -1,0 +1,12 @@
+//! The order engine end to end: the real handler tree on the fake Bot API, the
+//! Fragment and Agent sandboxes, and a scriptable provider double. One binary.
+
+mod double;
+mod support;
+
+mod failures;
+mod invariants;
+mod precheckout;
+mod purchase;
+mod race;
+mod restart;
