@@ -6,6 +6,7 @@ mod support;
 
 mod failures;
 mod invariants;
+mod kill;
 mod precheckout;
 mod purchase;
 mod race;
