@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kiosk::bot::{self, KioskBot, Shop, State};
 use kiosk::config::{Config, Env};
+use kiosk::engine::Engine;
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::telegram::{FakeTelegram, SimUser};
 use kiosk::store::{DialogueStorage, Store};
@@ -93,12 +94,8 @@ async fn main() {
     .into_iter()
     .collect();
     let toml = "[limits]\nflood_per_minute = 100000\n";
-    let config = Config::from_parts(&env, std::path::Path::new("bench.toml"), Some(toml)).unwrap();
-    let shop = Arc::new(Shop::new(
-        Arc::new(config),
-        store.clone(),
-        ProviderRegistry::default(),
-    ));
+    let config =
+        Arc::new(Config::from_parts(&env, std::path::Path::new("bench.toml"), Some(toml)).unwrap());
     // Telegram's own per-chat limits are the real bottleneck in production; lifted here
     // to measure the shop.
     let bot: KioskBot = Bot::new(TOKEN)
@@ -109,7 +106,18 @@ async fn main() {
             messages_per_min_channel_or_supergroup: 1_000_000,
             messages_per_sec_overall: 100_000,
         });
-    let mut dispatcher = bot::dispatcher(bot, shop);
+    let engine = Engine::new(
+        store.clone(),
+        bot.clone(),
+        config.clone(),
+        ProviderRegistry::default(),
+    );
+    let shop = Arc::new(Shop::new(
+        config,
+        store.clone(),
+        ProviderRegistry::default(),
+    ));
+    let mut dispatcher = bot::dispatcher(bot, shop, engine);
     let shutdown = dispatcher.shutdown_token();
     let task = tokio::spawn(async move { dispatcher.dispatch().await });
 

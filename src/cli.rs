@@ -10,6 +10,7 @@ use teloxide::prelude::*;
 
 use crate::bot::{self, Command, Shop};
 use crate::config::{Config, ConfigError, EXIT_CONFIG, Language};
+use crate::engine::Engine;
 use crate::providers::ProviderRegistry;
 use crate::store::Store;
 
@@ -259,8 +260,18 @@ async fn run(config: Config) -> Result<(), CliError> {
     for id in unsupported {
         tracing::warn!(provider = %id, "enabled, but this build has no adapter for it yet: not selling through it");
     }
-    let shop = Arc::new(Shop::new(Arc::new(config), store.clone(), providers));
-    let mut dispatcher = bot::dispatcher(bot, shop);
+    let config = Arc::new(config);
+    let engine = Engine::new(
+        store.clone(),
+        bot.clone(),
+        config.clone(),
+        providers.clone(),
+    );
+    // Provider webhook receivers send into `_events`; kept open for the whole run.
+    let (_events, events) = tokio::sync::mpsc::channel(1024);
+    engine.start(events);
+    let shop = Arc::new(Shop::new(config, store.clone(), providers));
+    let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
     let shutdown = dispatcher.shutdown_token();
     tokio::spawn(async move {
         wait_for_stop().await;
@@ -270,6 +281,8 @@ async fn run(config: Config) -> Result<(), CliError> {
         }
     });
     dispatcher.dispatch().await;
+    tracing::info!("updates stopped: finishing the orders in flight");
+    engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

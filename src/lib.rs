@@ -11,6 +11,7 @@
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
+//! - [`engine`]    payment → provider → goods or refund: pre-checkout, submission, poller
 //! - [`telemetry`] tracing subscriber that also carries teloxide's `log` records
 //! - [`cli`]       the `kiosk` command line: run, migrate, check
 //!
@@ -25,6 +26,7 @@ pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod i18n;
 pub mod pricing;
 pub mod providers;

@@ -193,10 +193,11 @@ impl std::fmt::Debug for Shop {
 pub fn dispatcher(
     bot: KioskBot,
     shop: Arc<Shop>,
+    engine: crate::engine::Engine,
 ) -> Dispatcher<KioskBot, HandlerError, DefaultKey> {
     let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(shop.store.clone());
     Dispatcher::builder(bot, schema())
-        .dependencies(dptree::deps![shop, storage])
+        .dependencies(dptree::deps![shop, storage, engine])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
         .build()
@@ -223,9 +224,13 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .filter_async(buyer::callback_within_flood_limit)
         .endpoint(buyer::on_callback);
 
-    dialogue::enter::<Update, DialogueStorage<State>, State, _>()
-        .branch(messages)
-        .branch(callbacks)
+    // Payments beside the dialogue: a pre_checkout_query has no chat, and a
+    // successful_payment must never fall through to the dialogue's replies.
+    dptree::entry().branch(crate::engine::handlers()).branch(
+        dialogue::enter::<Update, DialogueStorage<State>, State, _>()
+            .branch(messages)
+            .branch(callbacks),
+    )
 }
 
 async fn remember_user(shop: Arc<Shop>, msg: Message) {

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod dialogues;
+pub mod engine;
 pub mod orders;
 pub mod payments;
 pub mod users;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::domain::{OrderId, OrderStatus, TransitionError};
 
 pub use dialogues::DialogueStorage;
+pub use engine::{EngineStep, StoredPayment, SubmitMark};
 pub use orders::{NewOrder, Order, OrderChanges, OrderEvent};
 pub use payments::{NewPayment, PaymentOutcome};
 

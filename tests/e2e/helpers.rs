@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kiosk::bot::{self, KioskBot, Shop};
 use kiosk::config::{Config, Env};
+use kiosk::engine::Engine;
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
 use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
@@ -29,6 +30,10 @@ pub struct TestShop {
     pub dir: tempfile::TempDir,
     shutdown: Option<ShutdownToken>,
     task: Option<tokio::task::JoinHandle<()>>,
+    engine: Option<(
+        Engine,
+        tokio::sync::mpsc::Sender<kiosk::providers::ProviderEvent>,
+    )>,
 }
 
 pub fn env_for(fragment: &FragmentSandbox, agent: &AgentSandbox, db: &Path) -> Env {
@@ -90,6 +95,7 @@ impl TestShop {
             dir,
             shutdown: None,
             task: None,
+            engine: None,
         };
         shop.start_bot().await;
         shop
@@ -117,7 +123,7 @@ impl TestShop {
     pub async fn start_bot(&mut self) {
         let config = self.config();
         let (providers, _) = ProviderRegistry::from_config(&config).unwrap();
-        let shop = Arc::new(Shop::new(Arc::new(config), self.store.clone(), providers));
+        let config = Arc::new(config);
         let bot: KioskBot = Bot::new(TOKEN)
             .set_api_url(self.telegram.api_url().parse().unwrap())
             // Telegram's real per-chat limit (1/s) would make every test take seconds per
@@ -128,7 +134,17 @@ impl TestShop {
                 messages_per_min_channel_or_supergroup: 60_000,
                 messages_per_sec_overall: 1000,
             });
-        let mut dispatcher = bot::dispatcher(bot, shop);
+        let engine = Engine::new(
+            self.store.clone(),
+            bot.clone(),
+            config.clone(),
+            providers.clone(),
+        );
+        let (events, receiver) = tokio::sync::mpsc::channel(64);
+        engine.start(receiver);
+        let shop = Arc::new(Shop::new(config, self.store.clone(), providers));
+        let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
+        self.engine = Some((engine, events));
         self.shutdown = Some(dispatcher.shutdown_token());
         self.task = Some(tokio::spawn(async move { dispatcher.dispatch().await }));
     }
@@ -149,6 +165,9 @@ impl TestShop {
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
+        }
+        if let Some((engine, _events)) = self.engine.take() {
+            engine.shutdown().await;
         }
     }
 

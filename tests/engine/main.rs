@@ -1,0 +1,13 @@
+//! The order engine end to end: the real handler tree on the fake Bot API, the
+//! Fragment and Agent sandboxes, and a scriptable provider double. One binary.
+
+mod double;
+mod support;
+
+mod failures;
+mod invariants;
+mod kill;
+mod precheckout;
+mod purchase;
+mod race;
+mod restart;
