@@ -29,6 +29,7 @@ fn stars_order(buyer: i64, price: u64) -> NewOrder {
         product_title: "100 Telegram Stars".into(),
         recipient: Recipient::TelegramUsername(TelegramUsername::parse("@durov").unwrap()),
         quantity: 100,
+        amount: None,
         cost: Money::parse("1.5000", "USD").unwrap(),
         price: Money::stars(price),
         payment_deadline: Utc::now() + Duration::minutes(15),
@@ -71,6 +72,17 @@ async fn an_order_is_stored_exactly_with_its_creation_event() {
         (None, OrderStatus::AwaitingPayment)
     );
     assert_eq!(events[0].actor, "buyer:7");
+    // A face value round-trips exactly.
+    let mut top_up = stars_order(7, 10);
+    top_up.amount = Some(Money::parse("500.00", "RUB").unwrap());
+    let stored = store
+        .create_order(&top_up, 3, &Actor::Buyer(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.order(stored.id).await.unwrap().unwrap().amount,
+        top_up.amount
+    );
     // Each order gets its own idempotency key.
     let second = store
         .create_order(&stars_order(7, 130), 3, &Actor::Buyer(7))

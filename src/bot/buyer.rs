@@ -665,6 +665,7 @@ async fn place_order(
         product_title: draft.offer.title.clone(),
         recipient,
         quantity: draft.quantity,
+        amount: draft.amount.clone(),
         cost: quote.cost.clone(),
         price,
         payment_deadline: Utc::now() + ttl,

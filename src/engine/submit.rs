@@ -33,7 +33,7 @@ pub(crate) fn request_of(order: &Order, product: &ProductRef) -> OrderRequest {
         product: product.clone(),
         recipient: order.recipient.clone(),
         quantity: order.quantity,
-        amount: None,
+        amount: order.amount.clone(),
     }
 }
 

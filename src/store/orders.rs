@@ -23,6 +23,8 @@ pub struct Order {
     pub product_title: String,
     pub recipient: Recipient,
     pub quantity: u32,
+    /// The face value chosen for an open-value product.
+    pub amount: Option<Money>,
     pub provider: ProviderId,
     pub cost: Money,
     pub price: Money,
@@ -48,6 +50,8 @@ pub struct NewOrder {
     pub product_title: String,
     pub recipient: Recipient,
     pub quantity: u32,
+    /// The face value chosen for an open-value product.
+    pub amount: Option<Money>,
     pub cost: Money,
     pub price: Money,
     pub payment_deadline: DateTime<Utc>,
@@ -99,6 +103,8 @@ struct OrderRow {
     fulfilment_deadline: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    face_amount: Option<String>,
+    face_currency: Option<String>,
 }
 
 impl TryFrom<OrderRow> for Order {
@@ -115,6 +121,11 @@ impl TryFrom<OrderRow> for Order {
             product_title: row.product_title.clone(),
             recipient: from_json(&row.recipient)?,
             quantity: u32::try_from(row.quantity).map_err(|_| corrupt("quantity"))?,
+            amount: match (&row.face_amount, &row.face_currency) {
+                (Some(amount), Some(currency)) => Some(money_from_columns(amount, currency)?),
+                (None, None) => None,
+                _ => return Err(corrupt("face value")),
+            },
             provider: ProviderId::parse(&row.provider).ok_or_else(|| corrupt("provider"))?,
             cost: money_from_columns(&row.cost_amount, &row.cost_currency)?,
             price: money_from_columns(&row.price_amount, &row.price_currency)?,
@@ -158,8 +169,9 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO orders (chat_id, buyer_id, family, product_ref, product_title, recipient,
                  quantity, provider, cost_amount, cost_currency, price_amount, price_currency,
-                 idempotency_key, status, admin_id, payment_deadline, created_at, updated_at)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                 idempotency_key, status, admin_id, payment_deadline, created_at, updated_at,
+                 face_amount, face_currency)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
              WHERE (SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status = ?) < ?",
         )
         .bind(new.chat_id)
@@ -180,6 +192,8 @@ impl Store {
         .bind(to_millis(new.payment_deadline))
         .bind(now)
         .bind(now)
+        .bind(new.amount.as_ref().map(|m| amount_to_text(m.amount)))
+        .bind(new.amount.as_ref().map(|m| m.currency.as_str().to_owned()))
         .bind(new.buyer_id)
         .bind(UNPAID)
         .bind(i64::from(max_unpaid))

@@ -45,6 +45,7 @@ pub fn env_for(fragment: &FragmentSandbox, agent: &AgentSandbox, db: &Path) -> E
         ("KIOSK_AGENT_API_KEY", agent.api_key().to_owned()),
         ("KIOSK_AGENT_ID", agent.agent_id().to_owned()),
         ("TELOXIDE_TOKEN", TOKEN.to_owned()),
+        ("KIOSK_POLL_INTERVAL", "200ms".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -3,4 +3,5 @@
 
 mod buyer;
 mod helpers;
+mod purchase;
 mod run_binary;
