@@ -470,3 +470,33 @@ async fn agent_5xx_after_the_order_was_taken_is_retried_into_one_order() {
         "exactly one order at the provider"
     );
 }
+
+#[tokio::test]
+async fn fragment_reconcile_finds_a_finished_purchase_and_never_claims_there_was_none() {
+    let fake = fragment_fake().await;
+    let provider = fragment_provider(&fake, Duration::from_secs(2));
+    let since = Utc::now() - chrono::Duration::minutes(1);
+    let request = stars_request("@reconcile_me", 75);
+    // Nothing bought: not proof that nothing is queued, so no "None" that would let the
+    // engine buy again.
+    let unknown = provider.reconcile(OrderId(6), &request, since).await;
+    assert!(
+        matches!(unknown, Err(ProviderError::Ambiguous { .. })),
+        "{unknown:?}"
+    );
+    let placed = provider
+        .place_order(OrderId(6), "key-6", &request)
+        .await
+        .unwrap();
+    settle(&provider, &placed.provider_order_id).await;
+    let found = provider
+        .reconcile(OrderId(6), &request, since)
+        .await
+        .unwrap()
+        .expect("found");
+    assert!(
+        matches!(found.status, ProviderOrderStatus::Completed(_)),
+        "{found:?}"
+    );
+    assert_eq!(fake.counts().orders_paid, 1);
+}

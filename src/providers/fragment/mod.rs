@@ -418,6 +418,7 @@ impl Provider for FragmentProvider {
         false
     }
 
+    /// Never `Ok(None)`: see the comment at the end.
     async fn reconcile(
         &self,
         _our_order: OrderId,
@@ -446,10 +447,23 @@ impl Provider for FragmentProvider {
             };
             (recent && same_user).then_some((reference, t))
         });
-        Ok(ours.map(|(provider_order_id, t)| ProviderOrder {
-            provider_order_id,
-            status: transaction_status(&t, name),
-        }))
+        match ours {
+            Some((provider_order_id, t)) => Ok(Some(ProviderOrder {
+                provider_order_id,
+                status: transaction_status(&t, name),
+            })),
+            // Wallet transactions show a purchase only once Fragment has made it: one still
+            // in its queue is invisible here, so "nothing found" cannot mean "never
+            // bought". Buying again could buy twice; an admin decides instead.
+            None => Err(ProviderError::Ambiguous {
+                provider: ID,
+                provider_order_id: None,
+                detail: format!(
+                    "no finished purchase for {} since {since}; one may still be queued at Fragment",
+                    name.with_at()
+                ),
+            }),
+        }
     }
 
     async fn order_status(
