@@ -59,22 +59,31 @@ async fn buyer_walk(user: SimUser) -> Vec<Duration> {
     latencies.push(started.elapsed());
     let id = menu.message_id;
     for round in 0..ROUNDS {
-        for (label, expect, edits) in [
-            ("🧾 My orders", "no orders yet", 2 * round + 1),
-            ("🏠 Menu", "what would you like", 2 * round + 2),
-        ] {
-            let tapped = Instant::now();
-            user.tap_button(id, label).expect("button");
-            user.wait_for(
-                move |m| {
-                    m.message_id == id && m.edits as usize >= edits && m.body().contains(expect)
-                },
-                WAIT,
-            )
-            .await
-            .expect("edit");
-            latencies.push(tapped.elapsed());
-        }
+        // My orders (an empty list), then back to the menu: two edits of one message.
+        let tapped = Instant::now();
+        user.tap_button(id, "🧾 My orders").expect("button");
+        let edits = 2 * round as u32 + 1;
+        user.wait_for(
+            move |m| m.message_id == id && m.edits >= edits && m.body().contains("no orders yet"),
+            WAIT,
+        )
+        .await
+        .expect("orders screen");
+        latencies.push(tapped.elapsed());
+        let tapped = Instant::now();
+        user.tap_button(id, "🏠 Menu").expect("button");
+        let edits = edits + 1;
+        user.wait_for(
+            move |m| {
+                m.message_id == id
+                    && m.edits >= edits
+                    && m.button_with_text("🧾 My orders").is_some()
+            },
+            WAIT,
+        )
+        .await
+        .expect("menu screen");
+        latencies.push(tapped.elapsed());
     }
     latencies
 }
