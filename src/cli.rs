@@ -267,9 +267,10 @@ async fn run(config: Config) -> Result<(), CliError> {
         config.clone(),
         providers.clone(),
     );
-    // Provider webhook receivers send into `_events`; kept open for the whole run.
-    let (_events, events) = tokio::sync::mpsc::channel(1024);
+    // Provider webhook receivers send into `events_tx`, kept open for the whole run.
+    let (events_tx, events) = tokio::sync::mpsc::channel(1024);
     engine.start(events);
+    let webhooks = serve_provider_webhooks(&config, &store, events_tx.clone()).await?;
     let shop = Arc::new(Shop::new(config, store.clone(), providers));
     let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
     let shutdown = dispatcher.shutdown_token();
@@ -281,11 +282,65 @@ async fn run(config: Config) -> Result<(), CliError> {
         }
     });
     dispatcher.dispatch().await;
+    if let Some((stop, server)) = webhooks {
+        let _ = stop.send(());
+        if let Err(error) = server.await {
+            tracing::warn!(%error, "webhook server task");
+        }
+    }
+    drop(events_tx);
     tracing::info!("updates stopped: finishing the orders in flight");
     engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The provider webhook receivers (FazerCards when its webhook secret is set), served on
+/// `KIOSK_LISTEN` as the engine's faster path beside polling. Returns the stop handle.
+async fn serve_provider_webhooks(
+    config: &Config,
+    store: &Store,
+    events: tokio::sync::mpsc::Sender<crate::providers::ProviderEvent>,
+) -> Result<
+    Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    CliError,
+> {
+    use crate::providers::fazercards::webhook::{WEBHOOK_PATH, WebhookState, webhook_router};
+    let Some(secret) = config
+        .providers
+        .fazercards
+        .as_ref()
+        .and_then(|f| f.webhook_secret.clone())
+    else {
+        return Ok(None);
+    };
+    let router = webhook_router(WebhookState::new(secret, store.clone(), events));
+    let listener = tokio::net::TcpListener::bind(config.telegram.listen)
+        .await
+        .map_err(|e| {
+            CliError::Runtime(format!(
+                "KIOSK_LISTEN {}: cannot listen for provider webhooks: {e}",
+                config.telegram.listen
+            ))
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    tracing::info!(%address, path = WEBHOOK_PATH, "receiving FazerCards webhooks");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serving = axum::serve(listener, router).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(error) = serving.await {
+            tracing::error!(%error, "webhook server stopped");
+        }
+    });
+    Ok(Some((stop, server)))
 }
 
 #[cfg(unix)]

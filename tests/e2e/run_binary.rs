@@ -74,3 +74,96 @@ async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() 
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(!stderr.contains(TOKEN), "the token reached the log");
 }
+
+#[tokio::test]
+async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
+    use kiosk::providers::fazercards::client::signature_header_value;
+    use kiosk::sandbox::fazercards::{self, FakeOptions};
+
+    let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
+        .await
+        .unwrap();
+    let fazer = fazercards::start("127.0.0.1:0".parse().unwrap(), FakeOptions::default())
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TELOXIDE_TOKEN", TOKEN)
+        .env("TELOXIDE_API_URL", telegram.api_url())
+        .env(
+            "KIOSK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("k.db").display()),
+        )
+        .env("KIOSK_FAZERCARDS_URL", fazer.base_url().as_str())
+        .env("KIOSK_FAZERCARDS_API_KEY", fazer.api_key())
+        .env("KIOSK_FAZERCARDS_WEBHOOK_SECRET", "hook-secret")
+        .env("KIOSK_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let url = format!("http://127.0.0.1:{port}/webhooks/fazercards");
+    let body = r#"{"event":"order.status_changed","event_id":"0b4a7c1e-0000-4000-8000-000000000001","timestamp":"2026-11-22T00:00:00Z","data":{"order_id":"ord-404","status":"completed","kind":"gift_card"}}"#;
+    let client = reqwest::Client::new();
+    let post = |signature: String| {
+        client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Webhook-Event", "order.status_changed")
+            .header("X-Webhook-Event-Id", "0b4a7c1e-0000-4000-8000-000000000001")
+            .header("X-Webhook-Signature", signature)
+            .body(body)
+            .send()
+    };
+    // Wait for the server to listen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let forged = loop {
+        match post("sha256=00".to_owned()).await {
+            Ok(response) => break response,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(error) => panic!("webhook server never answered: {error}"),
+        }
+    };
+    assert_eq!(forged.status().as_u16(), 401, "a bad signature is refused");
+    let signed = post(signature_header_value(b"hook-secret", body.as_bytes()))
+        .await
+        .unwrap();
+    assert!(signed.status().is_success(), "{}", signed.status());
+    let replay = post(signature_header_value(b"hook-secret", body.as_bytes()))
+        .await
+        .unwrap();
+    assert!(
+        replay.status().is_success(),
+        "a replay is acknowledged: {}",
+        replay.status()
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kiosk run did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
