@@ -34,6 +34,9 @@ use crate::store::{NewOrder, Order, StoreError};
 const ORDERS_PAGE: u32 = 8;
 /// The longest search text used; the rest of a pasted essay is ignored.
 const MAX_QUERY_CHARS: usize = 64;
+/// Entries of a list kept in the dialogue state: a catalog of thousands (Steam gifts) is
+/// browsed through search, and the state stays small.
+const MAX_LISTED: usize = 200;
 /// Invoice titles are at most 32 characters (Bot API).
 const MAX_INVOICE_TITLE: usize = 32;
 
@@ -282,25 +285,30 @@ async fn open_family(
         return show_menu(bot, shop, lang, Target::Send(chat)).await;
     }
     bot.send_chat_action(chat, ChatAction::Typing).await?;
-    if family == ProductFamily::TelegramStars {
-        // One product: go straight to the recipient.
-        let offers = match providers[0].offers(family, "telegram").await {
+    if matches!(
+        family,
+        ProductFamily::TelegramStars | ProductFamily::TelegramPremium
+    ) {
+        // The same goods at every provider: the preferred one prices them, and the
+        // engine reroutes to the next if it refuses. Stars are one product, so straight
+        // to the recipient; Premium lists its durations.
+        let category = Listed {
+            provider: providers[0].id(),
+            id: "telegram".to_owned(),
+            name: screens::family_name(lang, family),
+        };
+        if family == ProductFamily::TelegramPremium {
+            return open_category(bot, shop, dialogue, lang, family, category, target, chat).await;
+        }
+        let offers = match providers[0].offers(family, &category.id).await {
             Ok(offers) => offers,
             Err(error) => return provider_trouble(bot, chat, lang, &error).await,
         };
         let Some(offer) = offers.into_iter().next() else {
             return show(bot, target, screens::categories(lang, family, &[], 0, None)).await;
         };
-        return begin_recipient(
-            bot,
-            shop,
-            dialogue,
-            lang,
-            user,
-            Draft::new(family, offer),
-            target,
-        )
-        .await;
+        let draft = Draft::new(family, offer);
+        return begin_recipient(bot, shop, dialogue, lang, user, draft, target).await;
     }
     let mut items = Vec::new();
     let mut last_error = None;
@@ -319,6 +327,7 @@ async fn open_family(
     {
         return provider_trouble(bot, chat, lang, &error).await;
     }
+    items.truncate(MAX_LISTED);
     if items.len() == 1 {
         let category = items.remove(0);
         return open_category(bot, shop, dialogue, lang, family, category, target, chat).await;
@@ -520,13 +529,14 @@ async fn accept_recipient(
                 }
             }
         }
+        // Ask "is this the account?" only when the provider told us something new.
         RecipientCheck::Confirmed {
             display_name: Some(name),
             region,
         } if matches!(
             draft.offer.recipient,
             RecipientKind::Player { .. } | RecipientKind::SteamLogin
-        ) =>
+        ) && !name.eq_ignore_ascii_case(&label) =>
         {
             draft.recipient_label = Some(match &region {
                 Some(region) => format!("{name} ({region}) · {label}"),
@@ -778,6 +788,7 @@ pub async fn on_text(
                     Err(error) => return provider_trouble(&bot, chat, lang, &error).await,
                 }
             }
+            found.truncate(MAX_LISTED);
             let screen = screens::categories(lang, family, &found, 0, Some(&query));
             dialogue
                 .update(State::Categories {

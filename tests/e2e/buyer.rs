@@ -37,8 +37,12 @@ async fn the_menu_lists_the_families_the_providers_sell_in_the_buyers_language()
         );
     }
     assert!(
-        !labels.iter().any(|l| l.contains("Steam gifts")),
-        "no provider sells Steam gifts here"
+        labels.iter().any(|l| l == "🎮 Steam gifts"),
+        "FazerCards sells them: {labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|l| l.contains("Mobile top-up")),
+        "no provider here sells mobile top-ups"
     );
 
     let ivan = shop.buyer(2, None, "ru-RU");
@@ -317,4 +321,63 @@ async fn language_choice_sticks() {
     expect_text(&user, "Язык: русский").await;
     user.send_command("/help");
     expect_text(&user, "/orders — ваши заказы").await;
+}
+
+#[tokio::test]
+async fn steam_wallet_login_checked_then_an_amount() {
+    let shop = TestShop::spawn().await;
+    let user = started(&shop, 60, None, "en").await;
+    tap(&user, "💳 Steam wallet").await;
+    tap(&user, "Steam Wallet (USD)").await;
+    expect_text(&user, "Send the Steam login").await;
+    user.send_text("not a login!");
+    expect_text(&user, "That is not a Steam login").await;
+    user.send_text("norefill_bob");
+    expect_text(&user, "This account cannot receive this product").await;
+    user.send_text("gaben_fan");
+    expect_text(&user, "Send the amount in USD, from 1 to 500").await;
+    user.send_text("0");
+    expect_text(&user, "Send an amount in USD from 1 to 500").await;
+    user.send_text("5");
+    let quote = expect_text(&user, "Price:").await;
+    assert!(quote.body().contains("gaben_fan"), "{}", quote.body());
+    assert!(quote.body().contains("5.00 USD"), "{}", quote.body());
+}
+
+#[tokio::test]
+async fn steam_gift_found_by_search_needs_an_invite_link() {
+    let shop = TestShop::spawn().await;
+    let user = started(&shop, 61, None, "en").await;
+    tap(&user, "🎮 Steam gifts").await;
+    expect_text(&user, "choose one, or send a word to search").await;
+    user.send_text("stardew");
+    expect_text(&user, "results for “stardew”").await;
+    tap(&user, "Stardew Valley").await;
+    tap_starting(&user, "Stardew Valley (").await;
+    expect_text(&user, "Steam friend invite link").await;
+    user.send_text("https://steamcommunity.com/id/gaben");
+    expect_text(&user, "That is not a Steam friend invite link").await;
+    user.send_text("https://s.team/p/abcd-efgh/XYZW1234");
+    let quote = expect_text(&user, "Price:").await;
+    assert!(
+        quote.body().contains("https://s.team/p/abcd-efgh/XYZW1234"),
+        "{}",
+        quote.body()
+    );
+}
+
+#[tokio::test]
+async fn game_key_with_stock_limited_quantity() {
+    let shop = TestShop::spawn().await;
+    let user = started(&shop, 62, None, "en").await;
+    tap(&user, "🔑 Game keys").await;
+    tap_starting(&user, "Cyberpunk 2077").await;
+    tap_starting(&user, "Ultimate Edition").await;
+    // Stock 2, at most 2 per order.
+    let ask = expect_text(&user, "from 1 to 2").await;
+    user.send_text("3");
+    expect_text(&user, "Send a whole number from 1 to 2").await;
+    user.tap_button(ask.message_id, "2").unwrap();
+    let quote = expect_text(&user, "Price:").await;
+    assert!(quote.body().contains("Quantity: 2"), "{}", quote.body());
 }

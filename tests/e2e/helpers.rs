@@ -10,6 +10,7 @@ use kiosk::config::{Config, Env};
 use kiosk::engine::Engine;
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
+use kiosk::sandbox::fazercards::{self, FakeFazerCards, FakeOptions};
 use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
 use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
 use kiosk::store::Store;
@@ -26,6 +27,7 @@ pub struct TestShop {
     pub telegram: FakeTelegram,
     pub fragment: FragmentSandbox,
     pub agent: AgentSandbox,
+    pub fazercards: FakeFazerCards,
     pub store: Store,
     pub dir: tempfile::TempDir,
     shutdown: Option<ShutdownToken>,
@@ -36,8 +38,15 @@ pub struct TestShop {
     )>,
 }
 
-pub fn env_for(fragment: &FragmentSandbox, agent: &AgentSandbox, db: &Path) -> Env {
+pub fn env_for(
+    fragment: &FragmentSandbox,
+    agent: &AgentSandbox,
+    fazer: &FakeFazerCards,
+    db: &Path,
+) -> Env {
     [
+        ("KIOSK_FAZERCARDS_URL", fazer.base_url().to_string()),
+        ("KIOSK_FAZERCARDS_API_KEY", fazer.api_key().to_owned()),
         ("KIOSK_DATABASE_URL", format!("sqlite://{}", db.display())),
         ("KIOSK_FRAGMENT_URL", fragment.base_url().to_string()),
         ("KIOSK_FRAGMENT_SEED", SEED.to_owned()),
@@ -61,6 +70,9 @@ usd_per_star = "0.013"
 [pricing.usd_value]
 TON = "3.00"
 EUR = "1.10"
+[providers.preferences]
+telegram_stars = ["fragment", "fazercards"]
+telegram_premium = ["fragment", "fazercards"]
 "#;
 
 impl TestShop {
@@ -86,12 +98,22 @@ impl TestShop {
         )
         .await
         .unwrap();
+        let fazercards = fazercards::start(
+            "127.0.0.1:0".parse().unwrap(),
+            FakeOptions {
+                order_delay: Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Self::open_store(&dir).await;
         let mut shop = TestShop {
             telegram,
             fragment,
             agent,
+            fazercards,
             store,
             dir,
             shutdown: None,
@@ -115,6 +137,7 @@ impl TestShop {
         let env = env_for(
             &self.fragment,
             &self.agent,
+            &self.fazercards,
             &self.dir.path().join("kiosk.db"),
         );
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()

@@ -340,6 +340,22 @@ impl World {
             .expect("order exists")
     }
 
+    /// Waits until the order has left `status`.
+    pub async fn wait_status_not(&self, id: OrderId, status: kiosk::domain::OrderStatus) -> Order {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let order = self.order(id).await;
+            if order.status != status {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} stayed {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until the order reaches `status`.
     pub async fn wait_status(&self, id: OrderId, status: kiosk::domain::OrderStatus) -> Order {
         let deadline = tokio::time::Instant::now() + WAIT;
