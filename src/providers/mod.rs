@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod cryptorefills;
 pub mod fazercards;
 pub mod fragment;
 pub mod ratelimit;
@@ -504,9 +505,13 @@ impl ProviderRegistry {
         if let Some(agent) = &providers.agent {
             registry.register(Arc::new(agent::AgentProvider::new(agent, TIMEOUT)?));
         }
+        if let Some(refills) = &providers.cryptorefills {
+            registry.register(Arc::new(cryptorefills::CryptorefillsProvider::new(
+                refills, TIMEOUT,
+            )?));
+        }
         for (enabled, id) in [
             (providers.fazercards.is_some(), ProviderId::FazerCards),
-            (providers.cryptorefills.is_some(), ProviderId::Cryptorefills),
             (providers.cryptocardy.is_some(), ProviderId::CryptoCardy),
         ] {
             if enabled {
