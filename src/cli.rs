@@ -96,7 +96,7 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
 
 /// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
 async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
-    use crate::sandbox::{agent, fazercards, fragment};
+    use crate::sandbox::{agent, cryptorefills, fazercards, fragment};
     let addr = |offset: u16| {
         let port = port_base.map_or(0, |base| base.saturating_add(offset));
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -112,6 +112,12 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     let agent = agent::start(addr(2), agent::AgentSandboxOptions::default())
         .await
         .map_err(|e| bind("agent", e))?;
+    let refills = cryptorefills::start(
+        addr(3),
+        cryptorefills::CryptorefillsSandboxOptions::default(),
+    )
+    .await
+    .map_err(|e| bind("cryptorefills", e))?;
     let lines = [
         serde_json::json!({
             "provider": "fazercards",
@@ -128,6 +134,12 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
             "url": agent.base_url().as_str(),
             "credentials": {"api_key": agent.api_key(), "agent_id": agent.agent_id()},
         }),
+        serde_json::json!({
+            "provider": "cryptorefills",
+            "url": refills.base_url().as_str(),
+            "credentials": {"partner_id": refills.partner_id()},
+            "simulate_payment": format!("POST {}sandbox/orders/{{id}}/pay", refills.base_url()),
+        }),
     ];
     for line in lines {
         println!("{line}");
@@ -136,6 +148,7 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     fazercards.shutdown().await;
     fragment.shutdown().await;
     agent.shutdown().await;
+    refills.shutdown().await;
     Ok(())
 }
 

@@ -59,8 +59,8 @@
 //!   4xx with the problem array ([`CryptorefillsError::Problems`]).
 //!
 //! # Retries
-//! GETs and validations (read-only) are retried on timeout, transport failure, 5xx and
-//! 429 (after `Retry-After`). Order creation has no idempotency key in the seed, so it
+//! GETs and validations (read-only) are retried on timeout, transport failure, an
+//! unreadable answer, 5xx and 429 (after `Retry-After`). Order creation has no idempotency key in the seed, so it
 //! is retried only when nothing can have happened: a connection that never opened, or a
 //! 429. A timeout, a 5xx or an unreadable answer after it was sent is returned as is:
 //! the caller must treat it as an unknown outcome.
@@ -1031,9 +1031,12 @@ impl CryptorefillsClient {
                     (wait <= self.retry.max_retry_after).then_some(wait)
                 }
                 (CryptorefillsError::Connect(_), _) => Some(backoff),
-                (CryptorefillsError::Timeout | CryptorefillsError::Transport(_), Replay::Safe) => {
-                    Some(backoff)
-                }
+                (
+                    CryptorefillsError::Timeout
+                    | CryptorefillsError::Transport(_)
+                    | CryptorefillsError::Decode(_),
+                    Replay::Safe,
+                ) => Some(backoff),
                 (CryptorefillsError::Api { status, .. }, Replay::Safe) if *status >= 500 => {
                     Some(backoff)
                 }
