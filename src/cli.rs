@@ -97,7 +97,7 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
 
 /// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
 async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
-    use crate::sandbox::{agent, fazercards, fragment};
+    use crate::sandbox::{agent, cryptorefills, fazercards, fragment};
     let addr = |offset: u16| {
         let port = port_base.map_or(0, |base| base.saturating_add(offset));
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -113,6 +113,12 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     let agent = agent::start(addr(2), agent::AgentSandboxOptions::default())
         .await
         .map_err(|e| bind("agent", e))?;
+    let refills = cryptorefills::start(
+        addr(3),
+        cryptorefills::CryptorefillsSandboxOptions::default(),
+    )
+    .await
+    .map_err(|e| bind("cryptorefills", e))?;
     let lines = [
         serde_json::json!({
             "provider": "fazercards",
@@ -129,6 +135,12 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
             "url": agent.base_url().as_str(),
             "credentials": {"api_key": agent.api_key(), "agent_id": agent.agent_id()},
         }),
+        serde_json::json!({
+            "provider": "cryptorefills",
+            "url": refills.base_url().as_str(),
+            "credentials": {"partner_id": refills.partner_id()},
+            "simulate_payment": format!("POST {}sandbox/orders/{{id}}/pay", refills.base_url()),
+        }),
     ];
     for line in lines {
         println!("{line}");
@@ -137,6 +149,7 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     fazercards.shutdown().await;
     fragment.shutdown().await;
     agent.shutdown().await;
+    refills.shutdown().await;
     Ok(())
 }
 
@@ -189,6 +202,11 @@ async fn check(config: &Config) -> Result<(), CliError> {
         if unsupported.contains(&id) {
             println!("  no adapter for {id} in this build yet: not selling through it");
             continue;
+        }
+        if id.checkout() == crate::providers::Checkout::BuyerPaid {
+            println!(
+                "  buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers"
+            );
         }
         let Some(provider) = registry.get(id) else {
             continue;
@@ -259,6 +277,11 @@ async fn run(config: Config) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(format!("setting up providers: {e}")))?;
     for id in unsupported {
         tracing::warn!(provider = %id, "enabled, but this build has no adapter for it yet: not selling through it");
+    }
+    for id in config.providers.enabled() {
+        if id.checkout() == crate::providers::Checkout::BuyerPaid {
+            tracing::warn!(provider = %id, "buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers");
+        }
     }
     let config = Arc::new(config);
     let engine = Engine::new(

@@ -6,6 +6,7 @@
 //! - [`secret`]    the [`secret::Secret`] wrapper that never prints its value
 //! - [`domain`]    money, product families, orders and their states, recipient newtypes
 //! - [`pricing`]   provider cost → buyer price in Stars or fiat, rounded up
+//! - [`checkout`]  buyer-paid crypto checkout: payment URI, QR PNG, checkout message
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
 //! - [`providers`] the `Provider` trait and one adapter folder per reseller API
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
@@ -23,6 +24,7 @@
 rust_i18n::i18n!("locales", fallback = "en");
 
 pub mod bot;
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod domain;

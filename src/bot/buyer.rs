@@ -219,7 +219,7 @@ pub async fn terms(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResul
 // Screens that read state or providers
 
 async fn show_menu(bot: &KioskBot, shop: &Shop, lang: Language, target: Target) -> HandlerResult {
-    let families = shop.providers.families();
+    let families = shop.providers.shop_paid_families();
     show(
         bot,
         target,
@@ -278,7 +278,7 @@ async fn open_family(
     target: Target,
     chat: ChatId,
 ) -> HandlerResult {
-    let providers = shop.providers.for_family(family);
+    let providers = shop.providers.shop_paid_for_family(family);
     if providers.is_empty() {
         dialogue.update(State::Start).await?;
         say(bot, chat, t!("buyer.stale_button", locale = lang.code())).await?;
@@ -773,7 +773,7 @@ pub async fn on_text(
             let query = truncate_chars(text, MAX_QUERY_CHARS);
             let needle = query.to_lowercase();
             let mut found = Vec::new();
-            for provider in shop.providers.for_family(family) {
+            for provider in shop.providers.shop_paid_for_family(family) {
                 match provider.categories(family).await {
                     Ok(categories) => found.extend(
                         categories

@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod cryptorefills;
 pub mod fazercards;
 pub mod fragment;
 pub mod ratelimit;
@@ -518,10 +519,12 @@ impl ProviderRegistry {
                 fazercards, TIMEOUT,
             )?));
         }
-        for (enabled, id) in [
-            (providers.cryptorefills.is_some(), ProviderId::Cryptorefills),
-            (providers.cryptocardy.is_some(), ProviderId::CryptoCardy),
-        ] {
+        if let Some(refills) = &providers.cryptorefills {
+            registry.register(Arc::new(cryptorefills::CryptorefillsProvider::new(
+                refills, TIMEOUT,
+            )?));
+        }
+        for (enabled, id) in [(providers.cryptocardy.is_some(), ProviderId::CryptoCardy)] {
             if enabled {
                 missing.push(id);
             }
@@ -554,6 +557,24 @@ impl ProviderRegistry {
         selling.into_iter().cloned().collect()
     }
 
+    /// Providers selling `family` that the buyer pays through the shop (Stars or fiat),
+    /// preferred first: what the dialogue offers while buyer-paid (crypto) checkout is
+    /// not part of it.
+    pub fn shop_paid_for_family(&self, family: ProductFamily) -> Vec<Arc<dyn Provider>> {
+        self.for_family(family)
+            .into_iter()
+            .filter(|p| p.id().checkout() == Checkout::ShopPaid)
+            .collect()
+    }
+
+    /// Families at least one shop-paid provider sells, in menu order.
+    pub fn shop_paid_families(&self) -> Vec<ProductFamily> {
+        ProductFamily::ALL
+            .into_iter()
+            .filter(|f| !self.shop_paid_for_family(*f).is_empty())
+            .collect()
+    }
+
     /// Families at least one enabled provider sells, in menu order.
     pub fn families(&self) -> Vec<ProductFamily> {
         ProductFamily::ALL
@@ -570,5 +591,145 @@ impl fmt::Debug for ProviderRegistry {
         f.debug_struct("ProviderRegistry")
             .field("providers", &ids)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that only says who it is and what it sells: the registry asks nothing
+    /// else. Every other call is refused as a configuration problem.
+    struct Listed(ProviderId, Vec<ProductFamily>);
+
+    fn unused(id: ProviderId) -> ProviderError {
+        ProviderError::Configuration {
+            provider: id,
+            detail: "not used by the registry".into(),
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Listed {
+        fn id(&self) -> ProviderId {
+            self.0
+        }
+        fn families(&self) -> Vec<ProductFamily> {
+            self.1.clone()
+        }
+        async fn categories(&self, _: ProductFamily) -> Result<Vec<Category>, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn offers(&self, _: ProductFamily, _: &str) -> Result<Vec<Offer>, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn check_recipient(
+            &self,
+            _: &ProductRef,
+            _: &Recipient,
+        ) -> Result<RecipientCheck, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn quote(&self, _: &OrderRequest) -> Result<Quote, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn place_order(
+            &self,
+            _: OrderId,
+            _: &str,
+            _: &OrderRequest,
+        ) -> Result<ProviderOrder, ProviderError> {
+            Err(unused(self.0))
+        }
+        fn replay_safe(&self, _: &ProductRef) -> bool {
+            false
+        }
+        async fn reconcile(
+            &self,
+            _: OrderId,
+            _: &OrderRequest,
+            _: DateTime<Utc>,
+        ) -> Result<Option<ProviderOrder>, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn order_status(&self, _: &str) -> Result<ProviderOrderStatus, ProviderError> {
+            Err(unused(self.0))
+        }
+        async fn balances(&self) -> Result<Vec<Balance>, ProviderError> {
+            Err(unused(self.0))
+        }
+    }
+
+    fn registry(preferences: &[(ProductFamily, Vec<ProviderId>)]) -> ProviderRegistry {
+        let mut registry = ProviderRegistry::new(preferences.iter().cloned().collect());
+        let stars = ProductFamily::TelegramStars;
+        registry.register(Arc::new(Listed(
+            ProviderId::FazerCards,
+            vec![stars, ProductFamily::GiftCard],
+        )));
+        registry.register(Arc::new(Listed(ProviderId::Fragment, vec![stars])));
+        registry.register(Arc::new(Listed(
+            ProviderId::Cryptorefills,
+            vec![ProductFamily::GiftCard, ProductFamily::Esim],
+        )));
+        registry
+    }
+
+    fn ids(providers: Vec<Arc<dyn Provider>>) -> Vec<ProviderId> {
+        providers.iter().map(|p| p.id()).collect()
+    }
+
+    #[test]
+    fn preferences_order_the_providers_of_a_family() {
+        let stars = ProductFamily::TelegramStars;
+        let preferred = registry(&[(stars, vec![ProviderId::Fragment, ProviderId::FazerCards])]);
+        assert_eq!(
+            ids(preferred.for_family(stars)),
+            vec![ProviderId::Fragment, ProviderId::FazerCards]
+        );
+        let unranked = registry(&[]);
+        assert_eq!(
+            ids(unranked.for_family(stars)),
+            vec![ProviderId::FazerCards, ProviderId::Fragment]
+        );
+        assert!(unranked.for_family(ProductFamily::SteamGift).is_empty());
+    }
+
+    #[test]
+    fn buyer_paid_providers_are_kept_out_of_the_shop_paid_views() {
+        let registry = registry(&[]);
+        assert_eq!(
+            ids(registry.shop_paid_for_family(ProductFamily::GiftCard)),
+            vec![ProviderId::FazerCards]
+        );
+        assert!(registry.families().contains(&ProductFamily::Esim));
+        assert!(!registry.shop_paid_families().contains(&ProductFamily::Esim));
+        assert_eq!(
+            registry.shop_paid_families(),
+            vec![ProductFamily::TelegramStars, ProductFamily::GiftCard]
+        );
+    }
+
+    #[test]
+    fn provider_neutral_references_move_between_providers() {
+        let stars = ProductRef::telegram_stars(ProviderId::Fragment);
+        assert_eq!(
+            stars.at(ProviderId::FazerCards).map(|r| r.provider),
+            Some(ProviderId::FazerCards)
+        );
+        let premium = ProductRef::telegram_premium(ProviderId::Fragment, 6);
+        assert_eq!(premium.premium_months(), Some(6));
+        let card = ProductRef {
+            provider: ProviderId::Agent,
+            family: ProductFamily::GiftCard,
+            category: "10".into(),
+            item: "101".into(),
+            variant: None,
+        };
+        assert_eq!(
+            card.at(ProviderId::FazerCards),
+            None,
+            "a gift card is provider-specific"
+        );
     }
 }

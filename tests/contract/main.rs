@@ -6,6 +6,8 @@ mod adapter_fazercards;
 mod adapters_fragment_agent;
 mod agent_sandbox;
 mod agent_wire;
+mod cryptorefills_sandbox;
+mod cryptorefills_wire;
 mod fazercards_sandbox;
 mod fazercards_wire;
 mod fragment_sandbox;
