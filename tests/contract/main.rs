@@ -5,6 +5,7 @@
 mod adapters_fragment_agent;
 mod agent_sandbox;
 mod agent_wire;
+mod cryptocardy_wire;
 mod fazercards_sandbox;
 mod fazercards_wire;
 mod fragment_sandbox;
