@@ -8,6 +8,7 @@
 //! - [`pricing`]   provider cost → buyer price in Stars or fiat, rounded up
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
 //! - [`providers`] the `Provider` trait and one adapter folder per reseller API
+//! - [`cards`]     CryptoCardy cards their owner manages: issue, follow, details, freeze, fund…
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
@@ -22,6 +23,7 @@
 rust_i18n::i18n!("locales", fallback = "en");
 
 pub mod bot;
+pub mod cards;
 pub mod cli;
 pub mod config;
 pub mod domain;
