@@ -96,7 +96,7 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
 
 /// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
 async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
-    use crate::sandbox::{agent, fazercards, fragment};
+    use crate::sandbox::{agent, cryptocardy, fazercards, fragment};
     let addr = |offset: u16| {
         let port = port_base.map_or(0, |base| base.saturating_add(offset));
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -112,6 +112,10 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     let agent = agent::start(addr(2), agent::AgentSandboxOptions::default())
         .await
         .map_err(|e| bind("agent", e))?;
+    let cryptocardy =
+        cryptocardy::start(addr(3), cryptocardy::CryptoCardySandboxOptions::default())
+            .await
+            .map_err(|e| bind("cryptocardy", e))?;
     let lines = [
         serde_json::json!({
             "provider": "fazercards",
@@ -128,6 +132,11 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
             "url": agent.base_url().as_str(),
             "credentials": {"api_key": agent.api_key(), "agent_id": agent.agent_id()},
         }),
+        serde_json::json!({
+            "provider": "cryptocardy",
+            "url": cryptocardy.base_url().as_str(),
+            "credentials": {"seed": "(each card's own, from GET /)"},
+        }),
     ];
     for line in lines {
         println!("{line}");
@@ -136,6 +145,7 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     fazercards.shutdown().await;
     fragment.shutdown().await;
     agent.shutdown().await;
+    cryptocardy.shutdown().await;
     Ok(())
 }
 

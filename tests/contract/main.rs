@@ -5,6 +5,8 @@
 mod adapters_fragment_agent;
 mod agent_sandbox;
 mod agent_wire;
+mod cryptocardy_cards;
+mod cryptocardy_logs;
 mod cryptocardy_wire;
 mod fazercards_sandbox;
 mod fazercards_wire;
