@@ -97,7 +97,7 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
 
 /// `kiosk sandbox`: every provider fake on loopback until Ctrl-C or SIGTERM.
 async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
-    use crate::sandbox::{agent, cryptorefills, fazercards, fragment};
+    use crate::sandbox::{agent, cryptocardy, cryptorefills, fazercards, fragment};
     let addr = |offset: u16| {
         let port = port_base.map_or(0, |base| base.saturating_add(offset));
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
@@ -119,6 +119,10 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     )
     .await
     .map_err(|e| bind("cryptorefills", e))?;
+    let cryptocardy =
+        cryptocardy::start(addr(4), cryptocardy::CryptoCardySandboxOptions::default())
+            .await
+            .map_err(|e| bind("cryptocardy", e))?;
     let lines = [
         serde_json::json!({
             "provider": "fazercards",
@@ -141,6 +145,11 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
             "credentials": {"partner_id": refills.partner_id()},
             "simulate_payment": format!("POST {}sandbox/orders/{{id}}/pay", refills.base_url()),
         }),
+        serde_json::json!({
+            "provider": "cryptocardy",
+            "url": cryptocardy.base_url().as_str(),
+            "credentials": {"seed": "(each card's own, from GET /)"},
+        }),
     ];
     for line in lines {
         println!("{line}");
@@ -150,6 +159,7 @@ async fn sandbox(port_base: Option<u16>) -> Result<(), CliError> {
     fragment.shutdown().await;
     agent.shutdown().await;
     refills.shutdown().await;
+    cryptocardy.shutdown().await;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! - [`checkout`]  buyer-paid crypto checkout: payment URI, QR PNG, checkout message
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
 //! - [`providers`] the `Provider` trait and one adapter folder per reseller API
+//! - [`cards`]     CryptoCardy cards their owner manages: issue, follow, details, freeze, fund…
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
@@ -24,6 +25,7 @@
 rust_i18n::i18n!("locales", fallback = "en");
 
 pub mod bot;
+pub mod cards;
 pub mod checkout;
 pub mod cli;
 pub mod config;

@@ -168,7 +168,7 @@ fn sandbox_prints_one_json_line_per_provider_and_serves_them() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut providers = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let line = lines.next().unwrap().unwrap();
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         let url = value["url"].as_str().unwrap().to_owned();
@@ -201,6 +201,12 @@ fn sandbox_prints_one_json_line_per_provider_and_serves_them() {
     let names: Vec<_> = providers.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        vec!["fazercards", "fragment", "agent", "cryptorefills"]
+        vec![
+            "fazercards",
+            "fragment",
+            "agent",
+            "cryptorefills",
+            "cryptocardy"
+        ]
     );
 }

@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod cryptocardy;
 pub mod cryptorefills;
 pub mod fazercards;
 pub mod fragment;

@@ -4,6 +4,7 @@
 //! Nothing here is used by the shop in production.
 
 pub mod agent;
+pub mod cryptocardy;
 pub mod cryptorefills;
 pub mod fazercards;
 pub mod fragment;

@@ -2,6 +2,7 @@
 //! Runtime queries (`query_as` + `FromRow`) so a fresh machine builds without a
 //! database; money and times are converted in [`codec`] only.
 
+pub mod cards;
 pub mod codec;
 pub mod dialogues;
 pub mod engine;
