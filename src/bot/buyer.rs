@@ -13,7 +13,7 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 use rust_i18n::t;
 use teloxide::prelude::*;
-use teloxide::types::{ChatAction, InlineKeyboardMarkup, LabeledPrice, MessageId, ParseMode, User};
+use teloxide::types::{ChatAction, InlineKeyboardMarkup, MessageId, ParseMode, User};
 use teloxide::{ApiError, RequestError};
 
 use super::callbacks::Callback;
@@ -28,7 +28,7 @@ use crate::domain::{
 use crate::providers::{
     Offer, OrderRequest, Provider, ProviderError, Recipient, RecipientCheck, RecipientKind,
 };
-use crate::store::{NewOrder, Order, StoreError};
+use crate::store::{NewOrder, StoreError};
 
 /// Orders per page of My orders.
 const ORDERS_PAGE: u32 = 8;
@@ -37,8 +37,6 @@ const MAX_QUERY_CHARS: usize = 64;
 /// Entries of a list kept in the dialogue state: a catalog of thousands (Steam gifts) is
 /// browsed through search, and the state stays small.
 const MAX_LISTED: usize = 200;
-/// Invoice titles are at most 32 characters (Bot API).
-const MAX_INVOICE_TITLE: usize = 32;
 
 /// Where a screen goes: over the message whose button was tapped, or as a new message.
 #[derive(Debug, Clone, Copy)]
@@ -702,50 +700,9 @@ async fn place_order(
         Err(other) => return Err(other.into()),
     };
     dialogue.update(State::Start).await?;
-    let label = draft
-        .recipient_label
-        .clone()
-        .unwrap_or_else(|| screens::recipient_label(lang, &order.recipient));
-    send_order_invoice(bot, shop, lang, &order, &label).await
-}
-
-/// Sends the invoice of an order awaiting payment. The payload is the order id only:
-/// pre-checkout looks everything else up in the database.
-pub async fn send_order_invoice(
-    bot: &KioskBot,
-    shop: &Shop,
-    lang: Language,
-    order: &Order,
-    recipient_label: &str,
-) -> HandlerResult {
-    let title = truncate_chars(&order.product_title, MAX_INVOICE_TITLE);
-    let minutes = shop.config.limits.invoice_ttl.as_secs().div_ceil(60);
-    let description = truncate_chars(
-        &t!(
-            "buyer.invoice_description",
-            locale = lang.code(),
-            id = order.id.0,
-            recipient = recipient_label,
-            minutes = minutes
-        ),
-        255,
-    );
-    let amount = order.price.to_minor_units()?;
-    let mut invoice = bot.send_invoice(
-        ChatId(order.chat_id),
-        title.clone(),
-        description,
-        order.id.0.to_string(),
-        order.price.currency.as_str().to_owned(),
-        vec![LabeledPrice::new(title, amount)],
-    );
-    if !order.price.currency.is_stars()
-        && let Some(fiat) = &shop.config.fiat
-    {
-        invoice = invoice.provider_token(fiat.provider_token.expose().to_owned());
-    }
-    let sent = invoice.await?;
-    shop.store.set_invoice_message(order.id, sent.id.0).await?;
+    // The engine's invoice: payload is the order id alone; pre-checkout reads the row.
+    let fiat_token = shop.config.fiat.as_ref().map(|f| &f.provider_token);
+    crate::engine::invoice::send_invoice_with(bot, &shop.store, &order, fiat_token).await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use super::{Engine, EngineError};
 use crate::bot::KioskBot;
 use crate::config::Language;
 use crate::domain::OrderStatus;
+use crate::secret::Secret;
 use crate::store::{Order, Store};
 
 /// Telegram's limits for an invoice's title and description.
@@ -32,18 +33,33 @@ pub async fn send_invoice(
     store: &Store,
     order: &Order,
 ) -> Result<Message, EngineError> {
+    send_invoice_with(bot, store, order, None).await
+}
+
+/// [`send_invoice`] for an order priced in Stars or, with the Telegram Payments
+/// provider token of `[payments.fiat]`, in that fiat currency.
+pub async fn send_invoice_with(
+    bot: &KioskBot,
+    store: &Store,
+    order: &Order,
+    fiat_provider_token: Option<&Secret>,
+) -> Result<Message, EngineError> {
     if order.status != OrderStatus::AwaitingPayment {
         return Err(EngineError::Invalid(format!(
             "order {} is {}, not awaiting payment",
             order.id, order.status
         )));
     }
-    if !order.price.currency.is_stars() {
-        return Err(EngineError::Invalid(format!(
-            "order {} is priced in {}, not Stars",
-            order.id, order.price.currency
-        )));
-    }
+    let provider_token = match (order.price.currency.is_stars(), fiat_provider_token) {
+        (true, _) => None,
+        (false, Some(token)) => Some(token.expose().to_owned()),
+        (false, None) => {
+            return Err(EngineError::Invalid(format!(
+                "order {} is priced in {} and no fiat payment provider is configured",
+                order.id, order.price.currency
+            )));
+        }
+    };
     let amount = order
         .price
         .to_minor_units()
@@ -51,7 +67,7 @@ pub async fn send_invoice(
         .filter(|a| *a > 0)
         .ok_or_else(|| {
             EngineError::Invalid(format!(
-                "order {}: {:?} is not a Stars price",
+                "order {}: {:?} is not a payable price",
                 order.id, order.price
             ))
         })?;
@@ -71,16 +87,18 @@ pub async fn send_invoice(
         ),
         DESCRIPTION_MAX,
     );
-    let message = bot
-        .send_invoice(
-            ChatId(order.chat_id),
-            title.clone(),
-            description,
-            order.id.to_string(),
-            "XTR",
-            [LabeledPrice::new(title, amount)],
-        )
-        .await?;
+    let mut invoice = bot.send_invoice(
+        ChatId(order.chat_id),
+        title.clone(),
+        description,
+        order.id.to_string(),
+        order.price.currency.as_str().to_owned(),
+        [LabeledPrice::new(title, amount)],
+    );
+    if let Some(token) = provider_token {
+        invoice = invoice.provider_token(token);
+    }
+    let message = invoice.await?;
     store.set_invoice_message(order.id, message.id.0).await?;
     Ok(message)
 }
