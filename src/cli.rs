@@ -270,6 +270,14 @@ async fn run(config: Config) -> Result<(), CliError> {
     // Provider webhook receivers send into `_events`; kept open for the whole run.
     let (_events, events) = tokio::sync::mpsc::channel(1024);
     engine.start(events);
+    // Provider balances against their thresholds: now, on a schedule, after each order.
+    let balance_watch = bot::admin::BalanceWatch::new(
+        bot.clone(),
+        store.clone(),
+        config.clone(),
+        providers.clone(),
+    )
+    .spawn(engine.clone(), bot::admin::CHECK_EVERY);
     let shop = Arc::new(Shop::new(config, store.clone(), providers));
     let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
     let shutdown = dispatcher.shutdown_token();
@@ -282,6 +290,7 @@ async fn run(config: Config) -> Result<(), CliError> {
     });
     dispatcher.dispatch().await;
     tracing::info!("updates stopped: finishing the orders in flight");
+    balance_watch.abort();
     engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
