@@ -43,7 +43,9 @@ use crate::engine::Engine;
 use crate::providers::ProviderId;
 use crate::store::Store;
 
-pub use balance::{BalanceReport, BalanceWatch, CHECK_EVERY, balance_report};
+pub use balance::{
+    BalanceReport, BalanceWatch, CHECK_EVERY, FAILURES_BEFORE_ALERT, balance_report,
+};
 pub use broadcast::{BROADCAST_GAP, BroadcastCounts};
 pub use stats::{Period, Stats};
 
