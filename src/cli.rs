@@ -304,6 +304,14 @@ async fn run(config: Config) -> Result<(), CliError> {
     let (events_tx, events) = tokio::sync::mpsc::channel(1024);
     engine.start(events);
     let webhooks = serve_provider_webhooks(&config, &store, events_tx.clone()).await?;
+    // Provider balances against their thresholds: now, on a schedule, after each order.
+    let balance_watch = bot::admin::BalanceWatch::new(
+        bot.clone(),
+        store.clone(),
+        config.clone(),
+        providers.clone(),
+    )
+    .spawn(engine.clone(), bot::admin::CHECK_EVERY);
     let shop = Arc::new(Shop::new(config, store.clone(), providers));
     let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
     let shutdown = dispatcher.shutdown_token();
@@ -323,6 +331,7 @@ async fn run(config: Config) -> Result<(), CliError> {
     }
     drop(events_tx);
     tracing::info!("updates stopped: finishing the orders in flight");
+    balance_watch.abort();
     engine.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

@@ -5,6 +5,7 @@
 //! `pre_checkout_query` updates carry no chat: the payment branch sits beside the
 //! dialogue, never inside `dialogue::enter`.
 
+pub mod admin;
 pub mod buyer;
 pub mod callbacks;
 pub mod flood;
@@ -226,11 +227,16 @@ pub fn schema() -> UpdateHandler<HandlerError> {
 
     // Payments beside the dialogue: a pre_checkout_query has no chat, and a
     // successful_payment must never fall through to the dialogue's replies.
-    dptree::entry().branch(crate::engine::handlers()).branch(
-        dialogue::enter::<Update, DialogueStorage<State>, State, _>()
-            .branch(messages)
-            .branch(callbacks),
-    )
+    // Admin commands before the buyer's: they take only an admin's update, so anyone
+    // else's `/stars` reaches the dialogue exactly as an unknown command does.
+    dptree::entry()
+        .branch(crate::engine::handlers())
+        .branch(admin::branch())
+        .branch(
+            dialogue::enter::<Update, DialogueStorage<State>, State, _>()
+                .branch(messages)
+                .branch(callbacks),
+        )
 }
 
 async fn remember_user(shop: Arc<Shop>, msg: Message) {

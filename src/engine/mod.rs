@@ -157,6 +157,8 @@ pub(crate) struct Inner {
     tasks: Arc<Tracker>,
     stop: watch::Sender<bool>,
     poller: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Signalled after each completed order (the admins' balance watch listens).
+    completed: Notify,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -195,6 +197,7 @@ impl Engine {
                 tasks: Arc::new(Tracker::default()),
                 stop,
                 poller: std::sync::Mutex::new(None),
+                completed: Notify::new(),
             }),
         }
     }
@@ -206,6 +209,12 @@ impl Engine {
     /// The providers the engine buys from (the dialogue sells from the same set).
     pub fn registry(&self) -> &ProviderRegistry {
         &self.inner.registry
+    }
+
+    /// Resolves after an order completes (at once if one completed since the last
+    /// call): provider balances are worth a look then.
+    pub async fn order_completed(&self) {
+        self.inner.completed.notified().await;
     }
 
     pub(crate) fn actor() -> Actor {

@@ -109,6 +109,7 @@ impl Engine {
                 }
                 tracing::info!(order = %order.id, "completed");
                 self.announce_delivery(order, &delivery, &key).await;
+                self.inner.completed.notify_one();
                 Ok(Flow::Wait(Next::Idle))
             }
             ProviderOrderStatus::Failed {
@@ -192,6 +193,9 @@ impl Engine {
         let reason = reason_from_column(order.failure_reason.as_deref());
         let detail = t!(reason.message_key(), locale = "en").into_owned();
         let Some(payment) = self.inner.store.payment_of(order.id).await? else {
+            if order.admin_id.is_some() {
+                return self.close_failed_admin_order(order, reason).await;
+            }
             self.alert_admins_once(
                 &format!("order:{}:failed_unpaid", order.id),
                 Some(order.id),
@@ -270,6 +274,36 @@ impl Engine {
             .into_owned()
         })
         .await;
+        Ok(Flow::Wait(Next::Idle))
+    }
+
+    /// An admin's /stars or /premium that failed: no buyer paid, so nothing goes back
+    /// through `refundStarPayment`; the order is closed (failed → refunded, nothing to
+    /// return) and the admin who placed it is told in their chat.
+    async fn close_failed_admin_order(
+        &self,
+        order: &Order,
+        reason: crate::providers::BuyerReason,
+    ) -> Result<Flow, EngineError> {
+        let key = announce_key(order.id);
+        let mut step = EngineStep::new(
+            order.id,
+            OrderStatus::Failed,
+            OrderStatus::Refunded,
+            "an admin's order: no buyer payment to return",
+        );
+        step.claim = Some(key.clone());
+        if !self.apply(&[step]).await? {
+            return Ok(Flow::Again);
+        }
+        let lang = self.language_of(order.buyer_id).await;
+        let text = teloxide::utils::html::escape(&t!(
+            "admin.purchase.failed",
+            locale = lang.code(),
+            id = order.id,
+            reason = t!(reason.message_key(), locale = lang.code())
+        ));
+        self.send_claimed(&key, order.id, order.chat_id, text).await;
         Ok(Flow::Wait(Next::Idle))
     }
 

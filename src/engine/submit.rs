@@ -196,7 +196,12 @@ impl Engine {
             })
             .await;
         }
-        let paid_usd = self.paid_in_usd(&order.price);
+        // An admin's order is priced at its provider cost (no buyer paid): that is the cap.
+        let paid_usd = if order.admin_id.is_some() {
+            self.inner.pricing.cost_in_usd(&order.price).ok()
+        } else {
+            self.paid_in_usd(&order.price)
+        };
         for (candidate, product) in self.alternatives(order) {
             let Some(paid_usd) = paid_usd else { break };
             let request = request_of(order, &product);

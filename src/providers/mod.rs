@@ -541,6 +541,13 @@ impl ProviderRegistry {
         self.providers.get(&id).cloned()
     }
 
+    /// Every registered provider, in id order.
+    pub fn all(&self) -> Vec<Arc<dyn Provider>> {
+        let mut all: Vec<Arc<dyn Provider>> = self.providers.values().cloned().collect();
+        all.sort_by_key(|p| p.id());
+        all
+    }
+
     /// Providers selling `family`, preferred first; the rest in a stable order.
     pub fn for_family(&self, family: ProductFamily) -> Vec<Arc<dyn Provider>> {
         let mut selling: Vec<&Arc<dyn Provider>> = self

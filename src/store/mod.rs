@@ -2,6 +2,7 @@
 //! Runtime queries (`query_as` + `FromRow`) so a fresh machine builds without a
 //! database; money and times are converted in [`codec`] only.
 
+pub mod admin;
 pub mod cards;
 pub mod codec;
 pub mod dialogues;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::domain::{OrderId, OrderStatus, TransitionError};
 
+pub use admin::StatsOrder;
 pub use dialogues::DialogueStorage;
 pub use engine::{EngineStep, StoredPayment, SubmitMark};
 pub use orders::{NewOrder, Order, OrderChanges, OrderEvent};

@@ -19,6 +19,8 @@ use teloxide::dispatching::ShutdownToken;
 use teloxide::prelude::*;
 
 pub const TOKEN: &str = "123456:TEST-TOKEN";
+/// The shop's admin (`KIOSK_ADMINS`).
+pub const ADMIN: i64 = 7_000_001;
 pub const WAIT: Duration = Duration::from_secs(10);
 const SEED: &str =
     "abandon ability able about above absent absorb abstract absurd abuse access accident";
@@ -55,6 +57,7 @@ pub fn env_for(
         ("KIOSK_AGENT_ID", agent.agent_id().to_owned()),
         ("TELOXIDE_TOKEN", TOKEN.to_owned()),
         ("KIOSK_POLL_INTERVAL", "200ms".to_owned()),
+        ("KIOSK_ADMINS", ADMIN.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -73,6 +76,8 @@ EUR = "1.10"
 [providers.preferences]
 telegram_stars = ["fragment", "fazercards"]
 telegram_premium = ["fragment", "fazercards"]
+[providers.fragment]
+balance_alert_below = "20"
 "#;
 
 impl TestShop {
@@ -148,16 +153,7 @@ impl TestShop {
         let config = self.config();
         let (providers, _) = ProviderRegistry::from_config(&config).unwrap();
         let config = Arc::new(config);
-        let bot: KioskBot = Bot::new(TOKEN)
-            .set_api_url(self.telegram.api_url().parse().unwrap())
-            // Telegram's real per-chat limit (1/s) would make every test take seconds per
-            // message; the throttle itself stays in the path.
-            .throttle(Limits {
-                messages_per_sec_chat: 1000,
-                messages_per_min_chat: 60_000,
-                messages_per_min_channel_or_supergroup: 60_000,
-                messages_per_sec_overall: 1000,
-            });
+        let bot = self.engine_bot();
         let engine = Engine::new(
             self.store.clone(),
             bot.clone(),
@@ -193,6 +189,36 @@ impl TestShop {
         if let Some((engine, _events)) = self.engine.take() {
             engine.shutdown().await;
         }
+    }
+
+    /// A bot on the fake Telegram, as the shop's.
+    pub fn engine_bot(&self) -> KioskBot {
+        Bot::new(TOKEN)
+            .set_api_url(self.telegram.api_url().parse().unwrap())
+            // Telegram's real per-chat limit (1/s) would make every test take seconds per
+            // message; the throttle itself stays in the path.
+            .throttle(Limits {
+                messages_per_sec_chat: 1000,
+                messages_per_min_chat: 60_000,
+                messages_per_min_channel_or_supergroup: 60_000,
+                messages_per_sec_overall: 1000,
+            })
+    }
+
+    pub fn registry(&self) -> ProviderRegistry {
+        self.engine().registry().clone()
+    }
+
+    /// The running engine (for tests that start more around it).
+    pub fn engine(&self) -> Engine {
+        self.engine
+            .as_ref()
+            .map(|(engine, _)| engine.clone())
+            .unwrap()
+    }
+
+    pub fn admin(&self) -> SimUser {
+        self.telegram.user(ADMIN, "Admin", Some("shop_admin"), "en")
     }
 
     pub fn buyer(&self, id: i64, username: Option<&str>, lang: &str) -> SimUser {
