@@ -381,3 +381,18 @@ async fn game_key_with_stock_limited_quantity() {
     let quote = expect_text(&user, "Price:").await;
     assert!(quote.body().contains("Quantity: 2"), "{}", quote.body());
 }
+
+#[tokio::test]
+async fn a_service_for_an_account_asks_for_an_email_and_refuses_a_bad_one() {
+    let shop = TestShop::spawn().await;
+    let user = started(&shop, 63, None, "en").await;
+    tap(&user, "🛠 Services").await;
+    tap(&user, "Spotify Premium (your account)").await;
+    tap(&user, "Premium Individual — 1 month").await;
+    expect_text(&user, "Send the e-mail address").await;
+    user.send_text("not an e-mail");
+    expect_text(&user, "That is not an e-mail address").await;
+    user.send_text("listener@example.com");
+    let quote = expect_text(&user, "Price:").await;
+    assert!(quote.body().contains("listener@example.com"), "{}", quote.body());
+}
