@@ -975,8 +975,11 @@ pub async fn on_callback(
     }
     bot.answer_callback_query(q.id.clone()).await?;
     match (callback, state) {
-        (Callback::Menu, _) => {
-            dialogue.update(State::Start).await?;
+        (Callback::Menu, state) => {
+            // A write only when there is something to forget.
+            if state != State::Start {
+                dialogue.update(State::Start).await?;
+            }
             show_menu(&bot, &shop, lang, target).await
         }
         (Callback::Help, _) => show(&bot, target, help_screen(&shop, lang)).await,
