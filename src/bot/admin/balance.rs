@@ -60,7 +60,7 @@ pub async fn balance_report(config: &Config, registry: &ProviderRegistry) -> Bal
         match joined {
             Ok((id, Ok(lines))) => report.answered.push((id, lines)),
             Ok((id, Err(detail))) => report.silent.push((id, detail)),
-            Err(error) => tracing::warn!(%error, "a balance call panicked"),
+            Err(error) => tracing::warn!(%error, "a balance call crashed"),
         }
     }
     report.answered.sort_by_key(|(id, _)| *id);
