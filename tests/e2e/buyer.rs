@@ -394,5 +394,9 @@ async fn a_service_for_an_account_asks_for_an_email_and_refuses_a_bad_one() {
     expect_text(&user, "That is not an e-mail address").await;
     user.send_text("listener@example.com");
     let quote = expect_text(&user, "Price:").await;
-    assert!(quote.body().contains("listener@example.com"), "{}", quote.body());
+    assert!(
+        quote.body().contains("listener@example.com"),
+        "{}",
+        quote.body()
+    );
 }
