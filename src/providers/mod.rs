@@ -22,6 +22,7 @@ pub mod cryptocardy;
 pub mod cryptorefills;
 pub mod fazercards;
 pub mod fragment;
+pub mod json;
 pub mod ratelimit;
 
 use crate::domain::{

@@ -54,6 +54,8 @@ use url::Url;
 
 use crate::providers::ratelimit::{Limit, RateLimiter, jittered};
 
+use crate::providers::json::{error_chain, quote_numbers};
+
 /// Header carrying a card's seed.
 pub const SEED_HEADER: &str = "X-Seed";
 /// Header carrying an idempotency key.
@@ -1084,17 +1086,6 @@ fn transport_error(e: reqwest::Error) -> CardyError {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn parse_retry_after(text: &str) -> Option<Duration> {
     let secs = Decimal::from_str(text.trim()).ok()?;
     if secs.is_sign_negative() {
@@ -1407,45 +1398,6 @@ pub fn read_json(bytes: &[u8]) -> Result<Value, CardyError> {
 fn parse_json(bytes: &[u8]) -> Result<Value, CardyError> {
     serde_json::from_slice(&quote_numbers(bytes))
         .map_err(|e| CardyError::Decode(format!("malformed JSON: {e}")))
-}
-
-fn quote_numbers(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + 16);
-    let mut i = 0;
-    let mut in_string = false;
-    while i < input.len() {
-        let c = input[i];
-        if in_string {
-            out.push(c);
-            if c == b'\\' {
-                if let Some(&next) = input.get(i + 1) {
-                    out.push(next);
-                    i += 1;
-                }
-            } else if c == b'"' {
-                in_string = false;
-            }
-            i += 1;
-        } else if c == b'"' {
-            in_string = true;
-            out.push(c);
-            i += 1;
-        } else if c == b'-' || c.is_ascii_digit() {
-            let start = i;
-            while i < input.len()
-                && matches!(input[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-            {
-                i += 1;
-            }
-            out.push(b'"');
-            out.extend_from_slice(&input[start..i]);
-            out.push(b'"');
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// Lenient reading of one JSON object (numbers already turned into their text).

@@ -79,6 +79,8 @@ use url::Url;
 
 use crate::domain::{Email, PhoneE164};
 
+use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
+
 /// The partner id sent as `X-Cr-Application`. `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PartnerId(String);
@@ -1439,17 +1441,6 @@ fn transport_error(e: reqwest::Error) -> CryptorefillsError {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn parse_retry_after(v: &str) -> Option<Duration> {
     let secs = Decimal::from_str(v.trim()).ok()?;
     if secs.is_sign_negative() {
@@ -1471,62 +1462,6 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 fn parse_json(bytes: &[u8]) -> Result<Value, CryptorefillsError> {
     serde_json::from_slice(&quote_numbers(bytes))
         .map_err(|e| CryptorefillsError::Decode(format!("malformed JSON: {e}")))
-}
-
-fn quote_numbers(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + 16);
-    let mut i = 0;
-    let mut in_string = false;
-    while i < input.len() {
-        let c = input[i];
-        if in_string {
-            out.push(c);
-            if c == b'\\' {
-                if let Some(&next) = input.get(i + 1) {
-                    out.push(next);
-                    i += 1;
-                }
-            } else if c == b'"' {
-                in_string = false;
-            }
-            i += 1;
-        } else if c == b'"' {
-            in_string = true;
-            out.push(c);
-            i += 1;
-        } else if c == b'-' || c.is_ascii_digit() {
-            let start = i;
-            while i < input.len()
-                && matches!(input[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-            {
-                i += 1;
-            }
-            out.push(b'"');
-            out.extend_from_slice(&input[start..i]);
-            out.push(b'"');
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn value_dec(v: &Value) -> Option<Decimal> {
-    let text = value_text(v)?;
-    let t = text.trim();
-    Decimal::from_str(t)
-        .ok()
-        .or_else(|| Decimal::from_scientific(t).ok())
 }
 
 #[derive(Clone, Copy)]

@@ -72,6 +72,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
+
 const SEED_HEADER: &str = "X-Seed";
 
 // ---------------------------------------------------------------------------------------
@@ -1510,18 +1512,6 @@ fn transport_error(e: reqwest::Error) -> FragmentError {
     }
 }
 
-/// The error and its sources, without the URL (reqwest names it otherwise).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 // ---------------------------------------------------------------------------------------
 // Lenient JSON reading (numbers kept as their text)
 // ---------------------------------------------------------------------------------------
@@ -1533,45 +1523,6 @@ fn parse_json(bytes: &[u8]) -> Result<Value, FragmentError> {
         .map_err(|e| FragmentError::Decode(format!("malformed JSON: {e}")))
 }
 
-fn quote_numbers(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + 16);
-    let mut i = 0;
-    let mut in_string = false;
-    while i < input.len() {
-        let c = input[i];
-        if in_string {
-            out.push(c);
-            if c == b'\\' {
-                if let Some(&next) = input.get(i + 1) {
-                    out.push(next);
-                    i += 1;
-                }
-            } else if c == b'"' {
-                in_string = false;
-            }
-            i += 1;
-        } else if c == b'"' {
-            in_string = true;
-            out.push(c);
-            i += 1;
-        } else if c == b'-' || c.is_ascii_digit() {
-            let start = i;
-            while i < input.len()
-                && matches!(input[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-            {
-                i += 1;
-            }
-            out.push(b'"');
-            out.extend_from_slice(&input[start..i]);
-            out.push(b'"');
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
 fn unwrap_envelope(v: Value) -> Value {
     let has_flag = J(&v).get(&["success", "ok"]).is_some();
     match v {
@@ -1580,23 +1531,6 @@ fn unwrap_envelope(v: Value) -> Value {
         }
         other => other,
     }
-}
-
-fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn value_dec(v: &Value) -> Option<Decimal> {
-    let text = value_text(v)?;
-    let t = text.trim();
-    Decimal::from_str(t)
-        .ok()
-        .or_else(|| Decimal::from_scientific(t).ok())
 }
 
 /// Read-only accessor over a JSON object; every getter takes alternative key spellings.
