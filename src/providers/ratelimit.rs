@@ -170,6 +170,22 @@ pub fn jittered(retry_after: Duration) -> Duration {
     retry_after.mul_f64(factor)
 }
 
+/// A `Retry-After` value in (possibly fractional) seconds; `None` for anything else
+/// (an HTTP date, a negative number), so callers fall back to their own backoff.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    use std::str::FromStr;
+    let secs = rust_decimal::Decimal::from_str(v.trim()).ok()?;
+    if secs.is_sign_negative() {
+        return None;
+    }
+    let millis = (secs * rust_decimal::Decimal::from(1000))
+        .trunc()
+        .to_string()
+        .parse::<u64>()
+        .ok()?;
+    Some(Duration::from_millis(millis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +311,16 @@ mod tests {
             seen.len()
         );
         assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_reads_whole_and_fractional_seconds_only() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 0.25 "),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT"), None);
     }
 }

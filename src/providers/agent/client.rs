@@ -53,7 +53,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +66,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
+use crate::providers::ratelimit::parse_retry_after;
 
 /// The agent's API key (sent raw in `Authorization`). `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -1137,19 +1137,6 @@ fn transport_error(e: reqwest::Error) -> AgentError {
     } else {
         AgentError::Transport(error_chain(&e.without_url()))
     }
-}
-
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let secs = Decimal::from_str(v.trim()).ok()?;
-    if secs.is_sign_negative() {
-        return None;
-    }
-    let millis = (secs * Decimal::from(1000))
-        .trunc()
-        .to_string()
-        .parse::<u64>()
-        .ok()?;
-    Some(Duration::from_millis(millis))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ use url::Url;
 use crate::domain::{Email, PhoneE164};
 
 use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
+use crate::providers::ratelimit::parse_retry_after;
 
 /// The partner id sent as `X-Cr-Application`. `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -1439,19 +1440,6 @@ fn transport_error(e: reqwest::Error) -> CryptorefillsError {
     } else {
         CryptorefillsError::Transport(error_chain(&e.without_url()))
     }
-}
-
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let secs = Decimal::from_str(v.trim()).ok()?;
-    if secs.is_sign_negative() {
-        return None;
-    }
-    let millis = (secs * Decimal::from(1000))
-        .trunc()
-        .to_string()
-        .parse::<u64>()
-        .ok()?;
-    Some(Duration::from_millis(millis))
 }
 
 // ---------------------------------------------------------------------------------------

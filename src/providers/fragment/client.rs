@@ -73,6 +73,7 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
+use crate::providers::ratelimit::parse_retry_after;
 
 const SEED_HEADER: &str = "X-Seed";
 
@@ -1489,19 +1490,6 @@ fn parse_queued(raw: Value, order_id: Option<&str>) -> Result<QueuedRequest, Fra
 
 fn decode_missing(field: &str) -> FragmentError {
     FragmentError::Decode(format!("missing or unreadable field `{field}`"))
-}
-
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let secs = Decimal::from_str(v.trim()).ok()?;
-    if secs.is_sign_negative() {
-        return None;
-    }
-    let millis = (secs * Decimal::from(1000))
-        .trunc()
-        .to_string()
-        .parse::<u64>()
-        .ok()?;
-    Some(Duration::from_millis(millis))
 }
 
 fn transport_error(e: reqwest::Error) -> FragmentError {
