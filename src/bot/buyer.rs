@@ -932,6 +932,17 @@ async fn next_field(
 // ---------------------------------------------------------------------------------
 // Taps
 
+/// Stops the tapped button's spinner without holding up the screen: the answer and the
+/// edit travel to Telegram side by side. A failed answer only leaves a spinner running.
+fn acknowledge(bot: &KioskBot, q: &CallbackQuery) {
+    let answer = bot.answer_callback_query(q.id.clone());
+    tokio::spawn(async move {
+        if let Err(error) = answer.await {
+            tracing::debug!(%error, "answering a callback query");
+        }
+    });
+}
+
 pub async fn on_callback(
     bot: KioskBot,
     shop: Arc<Shop>,
@@ -973,7 +984,7 @@ pub async fn on_callback(
             }
         };
     }
-    bot.answer_callback_query(q.id.clone()).await?;
+    acknowledge(&bot, &q);
     match (callback, state) {
         (Callback::Menu, state) => {
             // A write only when there is something to forget.
@@ -985,7 +996,7 @@ pub async fn on_callback(
         (Callback::Help, _) => show(&bot, target, help_screen(&shop, lang)).await,
         (Callback::Language, _) => show(&bot, target, screens::languages(lang)).await,
         (Callback::SetLanguage(choice), _) => {
-            shop.store.set_user_language(user_id(&user), choice).await?;
+            shop.set_language(user_id(&user), choice).await?;
             say(&bot, chat, t!("buyer.language_set", locale = choice.code())).await?;
             dialogue.update(State::Start).await?;
             show_menu(&bot, &shop, choice, Target::Send(chat)).await

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::Arc;
 
+use dashmap::DashMap;
+
 use rust_i18n::t;
 use serde::{Deserialize, Serialize};
 use teloxide::adaptors::Throttle;
@@ -29,7 +31,7 @@ use crate::domain::{Money, ProductFamily};
 use crate::i18n;
 use crate::pricing::Pricing;
 use crate::providers::{Offer, ProviderId, ProviderRegistry, Recipient};
-use crate::store::{DialogueStorage, Store};
+use crate::store::{DialogueStorage, Store, StoreError};
 
 /// The bot type the whole tree is written for: Telegram's flood limits kept by
 /// teloxide's `Throttle`.
@@ -143,7 +145,14 @@ pub struct Shop {
     pub providers: ProviderRegistry,
     pub pricing: Pricing,
     pub flood: flood::FloodGuard,
+    /// /language choices, read on every update and written rarely: cached so a tap costs
+    /// no query for it. Only this process writes them ([`Shop::set_language`]).
+    languages: DashMap<i64, Option<Language>>,
 }
+
+/// Past this many cached language choices the cache starts over, so it cannot grow with
+/// every buyer the shop has ever seen.
+const LANGUAGE_CACHE_LIMIT: usize = 100_000;
 
 impl Shop {
     pub fn new(config: Arc<Config>, store: Store, providers: ProviderRegistry) -> Self {
@@ -155,6 +164,34 @@ impl Shop {
             providers,
             pricing,
             flood,
+            languages: DashMap::new(),
+        }
+    }
+
+    /// Records a buyer's /language choice.
+    pub async fn set_language(&self, user_id: i64, language: Language) -> Result<(), StoreError> {
+        self.store.set_user_language(user_id, language).await?;
+        self.languages.insert(user_id, Some(language));
+        Ok(())
+    }
+
+    /// The buyer's /language choice, from the cache or the database.
+    async fn chosen_language(&self, user_id: i64) -> Option<Language> {
+        if let Some(chosen) = self.languages.get(&user_id) {
+            return *chosen;
+        }
+        match self.store.user_language(user_id).await {
+            Ok(chosen) => {
+                if self.languages.len() >= LANGUAGE_CACHE_LIMIT {
+                    self.languages.clear();
+                }
+                self.languages.insert(user_id, chosen);
+                chosen
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading a user's language");
+                None
+            }
         }
     }
 
@@ -162,14 +199,7 @@ impl Shop {
     /// else the shop's default.
     pub async fn language_of(&self, user: Option<&User>) -> Language {
         let chosen = match user {
-            Some(user) => self
-                .store
-                .user_language(user.id.0 as i64)
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::warn!(%error, "reading a user's language");
-                    None
-                }),
+            Some(user) => self.chosen_language(user.id.0 as i64).await,
             None => None,
         };
         i18n::resolve(
