@@ -254,14 +254,6 @@ async fn run(config: Config) -> Result<(), CliError> {
             problem: "is required by `kiosk run` (the token from @BotFather)".into(),
         })
     })?;
-    if config.telegram.webhook_url.is_some() {
-        return Err(CliError::Config(ConfigError {
-            key: "KIOSK_WEBHOOK_URL".into(),
-            problem:
-                "webhook mode is not available in this build yet; unset it to use long polling"
-                    .into(),
-        }));
-    }
     let store = Store::open_and_migrate(&config.database_url)
         .await
         .map_err(runtime("opening the database"))?;
@@ -303,7 +295,22 @@ async fn run(config: Config) -> Result<(), CliError> {
     // Provider webhook receivers send into `events_tx`, kept open for the whole run.
     let (events_tx, events) = tokio::sync::mpsc::channel(1024);
     engine.start(events);
-    let webhooks = serve_provider_webhooks(&config, &store, events_tx.clone()).await?;
+    // Telegram's webhook mode when KIOSK_WEBHOOK_URL is set, else long polling.
+    let telegram_webhook = match &config.telegram.webhook_url {
+        Some(url) => {
+            let webhook = bot::webhook::register(&bot, url)
+                .await
+                .map_err(|e| CliError::Runtime(format!("setWebhook for KIOSK_WEBHOOK_URL: {e}")))?;
+            tracing::info!(path = url.path(), "receiving Telegram updates by webhook");
+            Some(webhook)
+        }
+        None => None,
+    };
+    let (telegram_route, listener) = match telegram_webhook {
+        Some(webhook) => (Some(webhook.router), Some(webhook.listener)),
+        None => (None, None),
+    };
+    let webhooks = serve_webhooks(&config, &store, events_tx.clone(), telegram_route).await?;
     // Provider balances against their thresholds: now, on a schedule, after each order.
     let balance_watch = bot::admin::BalanceWatch::new(
         bot.clone(),
@@ -322,7 +329,17 @@ async fn run(config: Config) -> Result<(), CliError> {
             done.await;
         }
     });
-    dispatcher.dispatch().await;
+    match listener {
+        Some(listener) => {
+            dispatcher
+                .dispatch_with_listener(
+                    listener,
+                    LoggingErrorHandler::with_custom_text("receiving Telegram updates"),
+                )
+                .await
+        }
+        None => dispatcher.dispatch().await,
+    }
     if let Some((stop, server)) = webhooks {
         let _ = stop.send(());
         if let Err(error) = server.await {
@@ -338,12 +355,14 @@ async fn run(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The provider webhook receivers (FazerCards when its webhook secret is set), served on
-/// `KIOSK_LISTEN` as the engine's faster path beside polling. Returns the stop handle.
-async fn serve_provider_webhooks(
+/// The webhook receivers on `KIOSK_LISTEN`: providers' (FazerCards when its webhook
+/// secret is set), the engine's faster path beside polling, and Telegram's own in
+/// webhook mode. Nothing is bound when there is neither. Returns the stop handle.
+async fn serve_webhooks(
     config: &Config,
     store: &Store,
     events: tokio::sync::mpsc::Sender<crate::providers::ProviderEvent>,
+    telegram: Option<axum::Router>,
 ) -> Result<
     Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -351,28 +370,31 @@ async fn serve_provider_webhooks(
     )>,
     CliError,
 > {
-    use crate::providers::fazercards::webhook::{WEBHOOK_PATH, WebhookState, webhook_router};
-    let Some(secret) = config
+    use crate::providers::fazercards::webhook::{WebhookState, webhook_router};
+    let fazercards = config
         .providers
         .fazercards
         .as_ref()
         .and_then(|f| f.webhook_secret.clone())
-    else {
-        return Ok(None);
+        .map(|secret| webhook_router(WebhookState::new(secret, store.clone(), events)));
+    let router = match (fazercards, telegram) {
+        (None, None) => return Ok(None),
+        (Some(providers), None) => providers,
+        (None, Some(telegram)) => telegram,
+        (Some(providers), Some(telegram)) => providers.merge(telegram),
     };
-    let router = webhook_router(WebhookState::new(secret, store.clone(), events));
     let listener = tokio::net::TcpListener::bind(config.telegram.listen)
         .await
         .map_err(|e| {
             CliError::Runtime(format!(
-                "KIOSK_LISTEN {}: cannot listen for provider webhooks: {e}",
+                "KIOSK_LISTEN {}: cannot listen for webhooks: {e}",
                 config.telegram.listen
             ))
         })?;
     let address = listener
         .local_addr()
         .map_err(|e| CliError::Runtime(e.to_string()))?;
-    tracing::info!(%address, path = WEBHOOK_PATH, "receiving FazerCards webhooks");
+    tracing::info!(%address, "receiving webhooks");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let serving = axum::serve(listener, router).with_graceful_shutdown(async {

@@ -10,6 +10,7 @@ pub mod buyer;
 pub mod callbacks;
 pub mod flood;
 mod screens;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -167,3 +167,95 @@ async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn kiosk_run_in_webhook_mode_takes_updates_only_with_its_secret_token() {
+    let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = format!("http://127.0.0.1:{port}/telegram/updates");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TELOXIDE_TOKEN", TOKEN)
+        .env("TELOXIDE_API_URL", telegram.api_url())
+        .env(
+            "KIOSK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("k.db").display()),
+        )
+        .env("KIOSK_WEBHOOK_URL", &hook)
+        .env("KIOSK_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The buyer writes before the shop is up: Telegram keeps the update and delivers it
+    // once the webhook is registered and answers.
+    let buyer = telegram.user(78, "Ivan", None, "en");
+    buyer.send_command("/start");
+    expect_text(&buyer, "Welcome").await;
+    assert_eq!(telegram.webhook_url(), hook);
+    assert!(
+        telegram.calls_to("getUpdates").is_empty(),
+        "no long polling in webhook mode"
+    );
+    buyer.send_command("/help");
+    expect_text(&buyer, "/paysupport").await;
+    let (delivered, _) = telegram.webhook_deliveries();
+    assert!(delivered >= 2, "{delivered} updates delivered by webhook");
+
+    // Anyone else posting to the route is refused and reaches no buyer.
+    let forged = serde_json::json!({
+        "update_id": 1,
+        "message": {
+            "message_id": 1, "date": 0,
+            "chat": {"id": 79, "type": "private", "first_name": "Mallory"},
+            "from": {"id": 79, "is_bot": false, "first_name": "Mallory"},
+            "text": "/start"
+        }
+    });
+    let client = reqwest::Client::new();
+    for secret in [None, Some("guessed")] {
+        let mut request = client.post(&hook).json(&forged);
+        if let Some(secret) = secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "secret {secret:?}");
+    }
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kiosk run did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit {status}: {stderr}");
+    // The shop has stopped, so every update it took has been answered by now.
+    let answered_mallory = telegram
+        .calls()
+        .iter()
+        .any(|c| c.params.get("chat_id").and_then(|v| v.as_i64()) == Some(79));
+    assert!(!answered_mallory, "a forged update reached the shop");
+    assert!(!stderr.contains(TOKEN), "the token reached the log");
+}

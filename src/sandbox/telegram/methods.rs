@@ -122,10 +122,17 @@ pub(crate) fn dispatch(st: &mut State, method: &str, p: &Params) -> Result<Value
                 st.updates.clear();
             }
             st.webhook_url.clear();
+            st.webhook_secret = None;
             Ok(json!(true))
         }
         "setwebhook" => {
             st.webhook_url = p.str("url").unwrap_or_default();
+            st.webhook_secret = p.str("secret_token");
+            if p.bool("drop_pending_updates").unwrap_or(false) {
+                st.updates.clear();
+            }
+            // Wakes the deliverer (webhook.rs) at once.
+            st.updates_pushed = true;
             Ok(json!(true))
         }
         "getwebhookinfo" => Ok(json!({

@@ -5,7 +5,8 @@
 //! [`FakeTelegram::api_url`] and calls `POST {api_url}bot{token}/{Method}` exactly as
 //! it would call api.telegram.org. Simulated people ([`SimUser`]) type text, send
 //! commands, tap inline buttons and pay invoices in Telegram Stars; what they do
-//! reaches the bot through `getUpdates` long polling as the same JSON Telegram sends.
+//! reaches the bot through `getUpdates` long polling, or by POSTs to the URL of
+//! `setWebhook` with its secret token (`webhook.rs`), as the same JSON Telegram sends.
 //! Tests then look at what a person would see ([`FakeTelegram::chat`]: messages with
 //! edits and deletions applied, keyboards, photos, invoices) or at the raw record
 //! (every call with its parameters, callback answers, pre-checkout answers, payments,
@@ -27,6 +28,7 @@ mod markup;
 mod methods;
 mod state;
 mod types;
+mod webhook;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -139,6 +141,7 @@ impl FakeTelegram {
             shutdown,
             pre_checkout_timeout: config.pre_checkout_timeout,
         });
+        tokio::spawn(webhook::deliver(shared.clone()));
         let app = http::router(shared.clone());
         let mut stop = shared.shutdown.subscribe();
         let server = tokio::spawn(async move {
@@ -268,6 +271,17 @@ impl FakeTelegram {
                 .map(|c| c.actions.clone())
                 .unwrap_or_default()
         })
+    }
+
+    /// The URL of the last `setWebhook` (empty: long polling).
+    pub fn webhook_url(&self) -> String {
+        self.shared.peek(|st| st.webhook_url.clone())
+    }
+
+    /// Updates the bot's webhook accepted, and delivery attempts it refused or missed.
+    pub fn webhook_deliveries(&self) -> (u64, u64) {
+        self.shared
+            .peek(|st| (st.webhook_deliveries, st.webhook_failures))
     }
 
     /// Every call received, in arrival order (including `getUpdates` polls).

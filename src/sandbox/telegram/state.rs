@@ -166,6 +166,11 @@ pub(crate) struct State {
     /// Last `allowed_updates` given to `getUpdates` (Telegram keeps it between calls).
     pub(crate) allowed_updates: Option<Vec<String>>,
     pub(crate) webhook_url: String,
+    /// `secret_token` of the last `setWebhook`.
+    pub(crate) webhook_secret: Option<String>,
+    /// Updates the bot's webhook accepted (2xx), and attempts it did not.
+    pub(crate) webhook_deliveries: u64,
+    pub(crate) webhook_failures: u64,
     pub(crate) chats: BTreeMap<i64, ChatState>,
     pub(crate) calls: Vec<RecordedCall>,
     pub(crate) next_call_seq: u64,
@@ -198,6 +203,9 @@ impl State {
             updates: VecDeque::new(),
             allowed_updates: None,
             webhook_url: String::new(),
+            webhook_secret: None,
+            webhook_deliveries: 0,
+            webhook_failures: 0,
             chats: BTreeMap::new(),
             calls: Vec::new(),
             next_call_seq: 1,
