@@ -1,7 +1,7 @@
 //! `kiosk run` as an operator starts it: the binary against the fake Bot API, stopped
 //! with SIGTERM.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kiosk::sandbox::telegram::FakeTelegram;
@@ -9,13 +9,15 @@ use serde_json::json;
 
 use crate::helpers::{TOKEN, expect_text};
 
-#[tokio::test]
-async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() {
-    let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
+/// `kiosk run` against `telegram`, with a fresh database in `dir` plus `extra` variables;
+/// stderr captured.
+fn spawn_kiosk(
+    telegram: &FakeTelegram,
+    dir: &tempfile::TempDir,
+    extra: &[(&str, String)],
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiosk"));
+    command
         .arg("run")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -27,9 +29,55 @@ async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() 
         )
         .current_dir(dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stderr(Stdio::piped());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command.spawn().unwrap()
+}
+
+/// Sends SIGTERM and waits (at most 20 s) for the exit; asserts a clean one with the
+/// token nowhere in the log, and returns the log.
+async fn stop_kiosk(mut child: Child) -> String {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
         .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kiosk run did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(!stderr.contains(TOKEN), "the token reached the log");
+    stderr
+}
+
+/// A loopback port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() {
+    let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let child = spawn_kiosk(&telegram, &dir, &[]);
 
     let buyer = telegram.user(77, "Olga", None, "ru");
     buyer.send_command("/start");
@@ -55,24 +103,7 @@ async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() 
         "{en:?}"
     );
 
-    let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kiosk run did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "exit {status}: {stderr}");
-    assert!(!stderr.contains(TOKEN), "the token reached the log");
+    stop_kiosk(child).await;
 }
 
 #[tokio::test]
@@ -86,31 +117,18 @@ async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
     let fazer = fazercards::start("127.0.0.1:0".parse().unwrap(), FakeOptions::default())
         .await
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
-        .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TELOXIDE_TOKEN", TOKEN)
-        .env("TELOXIDE_API_URL", telegram.api_url())
-        .env(
-            "KIOSK_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("k.db").display()),
-        )
-        .env("KIOSK_FAZERCARDS_URL", fazer.base_url().as_str())
-        .env("KIOSK_FAZERCARDS_API_KEY", fazer.api_key())
-        .env("KIOSK_FAZERCARDS_WEBHOOK_SECRET", "hook-secret")
-        .env("KIOSK_LISTEN", format!("127.0.0.1:{port}"))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_kiosk(
+        &telegram,
+        &dir,
+        &[
+            ("KIOSK_FAZERCARDS_URL", fazer.base_url().to_string()),
+            ("KIOSK_FAZERCARDS_API_KEY", fazer.api_key().to_owned()),
+            ("KIOSK_FAZERCARDS_WEBHOOK_SECRET", "hook-secret".to_owned()),
+            ("KIOSK_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
 
     let url = format!("http://127.0.0.1:{port}/webhooks/fazercards");
     let body = r#"{"event":"order.status_changed","event_id":"0b4a7c1e-0000-4000-8000-000000000001","timestamp":"2026-11-22T00:00:00Z","data":{"order_id":"ord-404","status":"completed","kind":"gift_card"}}"#;
@@ -150,22 +168,7 @@ async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
         replay.status()
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit {status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kiosk run did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop_kiosk(child).await;
 }
 
 #[tokio::test]
@@ -173,30 +176,17 @@ async fn kiosk_run_in_webhook_mode_takes_updates_only_with_its_secret_token() {
     let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
         .await
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let hook = format!("http://127.0.0.1:{port}/telegram/updates");
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
-        .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TELOXIDE_TOKEN", TOKEN)
-        .env("TELOXIDE_API_URL", telegram.api_url())
-        .env(
-            "KIOSK_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("k.db").display()),
-        )
-        .env("KIOSK_WEBHOOK_URL", &hook)
-        .env("KIOSK_LISTEN", format!("127.0.0.1:{port}"))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_kiosk(
+        &telegram,
+        &dir,
+        &[
+            ("KIOSK_WEBHOOK_URL", hook.clone()),
+            ("KIOSK_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
 
     // The buyer writes before the shop is up: Telegram keeps the update and delivers it
     // once the webhook is registered and answers.
@@ -233,29 +223,11 @@ async fn kiosk_run_in_webhook_mode_takes_updates_only_with_its_secret_token() {
         assert_eq!(response.status().as_u16(), 401, "secret {secret:?}");
     }
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kiosk run did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "exit {status}: {stderr}");
+    stop_kiosk(child).await;
     // The shop has stopped, so every update it took has been answered by now.
     let answered_mallory = telegram
         .calls()
         .iter()
         .any(|c| c.params.get("chat_id").and_then(|v| v.as_i64()) == Some(79));
     assert!(!answered_mallory, "a forged update reached the shop");
-    assert!(!stderr.contains(TOKEN), "the token reached the log");
 }
