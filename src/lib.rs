@@ -10,6 +10,7 @@
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
 //! - [`providers`] the `Provider` trait and one adapter folder per reseller API
 //! - [`cards`]     CryptoCardy cards their owner manages: issue, follow, details, freeze, fund…
+//! - [`demo`]      `kiosk demo`: the shop on the fakes, a Telegram-like chat in a browser
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
@@ -29,6 +30,7 @@ pub mod cards;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod i18n;

@@ -1,0 +1,348 @@
+//! `kiosk demo` through its HTTP API, as the page drives it: a whole purchase by JSON
+//! calls, followed on the server-sent event stream; bad requests answered, not obeyed;
+//! a data directory that keeps the database and its key.
+
+use std::collections::BTreeSet;
+
+use kiosk::demo::{ADMIN, BUYER, Demo, DemoOptions};
+use kiosk::domain::OrderStatus;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::helpers::WAIT;
+
+fn options(data: Option<std::path::PathBuf>) -> DemoOptions {
+    DemoOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data,
+    }
+}
+
+/// The `text/event-stream` of `/api/events`, read event by event.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+    seen: BTreeSet<String>,
+}
+
+impl Events {
+    async fn open(client: &reqwest::Client, base: &str) -> Events {
+        let response = client
+            .get(format!("{base}api/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        Events {
+            response,
+            buffer: String::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// The next event as (name, data), or `None` when `until` passes first.
+    async fn next(&mut self, until: Instant) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let data: Value = serde_json::from_str(&data).unwrap();
+                if name == "chat" {
+                    self.seen
+                        .insert(data["type"].as_str().unwrap_or("?").to_owned());
+                }
+                return Some((name, data));
+            }
+            let chunk = tokio::time::timeout_at(until, self.response.chunk())
+                .await
+                .ok()?
+                .unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+struct Page {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Page {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn messages(&self, who: &str) -> Vec<Value> {
+        let chat: Value = self
+            .get(&format!("api/chat/{who}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        chat["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits, woken by the event stream, until `find` picks something from the chat.
+    async fn wait<T>(
+        &self,
+        events: &mut Events,
+        who: &str,
+        what: &str,
+        find: impl Fn(&[Value]) -> Option<T>,
+    ) -> T {
+        let until = Instant::now() + WAIT;
+        loop {
+            let messages = self.messages(who).await;
+            if let Some(found) = find(&messages) {
+                return found;
+            }
+            if events.next(until).await.is_none() {
+                panic!("no {what} in the chat: {messages:#?}");
+            }
+        }
+    }
+
+    /// Waits for a bot button whose label starts with `label` and taps it.
+    async fn tap(&self, events: &mut Events, who: &str, label: &str) {
+        let (message_id, data) = self
+            .wait(events, who, &format!("button {label:?}"), |messages| {
+                messages.iter().rev().find_map(|m| {
+                    let buttons = m["inline_keyboard"].as_array()?;
+                    buttons
+                        .iter()
+                        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+                        .find_map(|b| {
+                            let text = b["text"].as_str()?;
+                            let data = b["callback_data"].as_str()?;
+                            text.starts_with(label)
+                                .then(|| (m["message_id"].as_i64().unwrap_or(0), data.to_owned()))
+                        })
+                })
+            })
+            .await;
+        let (status, body) = self
+            .post(
+                &format!("api/chat/{who}/tap"),
+                json!({"message_id": message_id, "data": data}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn text(&self, events: &mut Events, who: &str, needle: &str) -> Value {
+        self.wait(events, who, needle, |messages| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| {
+                    m["from_bot"] == true && m["text"].as_str().is_some_and(|t| t.contains(needle))
+                })
+                .cloned()
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_through_the_json_api_arrives_and_the_stream_follows_it() {
+    let demo = Demo::start(options(None)).await.unwrap();
+    let page = Page {
+        client: reqwest::Client::new(),
+        base: demo.url(),
+    };
+
+    let index = page.get("").await;
+    assert_eq!(index.status(), 200);
+    let csp = index.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(index.text().await.unwrap().contains("Sandbox"));
+    for asset in ["app.js", "app.css"] {
+        assert_eq!(page.get(asset).await.status(), 200);
+    }
+    let info: Value = page.get("api/info").await.json().await.unwrap();
+    assert_eq!(info["sandbox"], true);
+    assert_eq!(info["people"]["admin"]["id"], ADMIN.id);
+    assert_eq!(info["people"]["buyer"]["id"], BUYER.id);
+
+    let mut events = Events::open(&page.client, &page.base).await;
+    let (status, _) = page
+        .post("api/chat/buyer/send", json!({"text": "/start"}))
+        .await;
+    assert_eq!(status, 200);
+    page.tap(&mut events, "buyer", "⭐ Telegram Stars").await;
+    page.tap(&mut events, "buyer", "👤 For me (@alex_buyer)")
+        .await;
+    page.text(&mut events, "buyer", "How many?").await;
+    page.tap(&mut events, "buyer", "100").await;
+    page.text(&mut events, "buyer", "Price:").await;
+    page.tap(&mut events, "buyer", "Pay ").await;
+    let invoice = page
+        .wait(&mut events, "buyer", "invoice", |messages| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| m["invoice"].is_object())
+                .cloned()
+        })
+        .await;
+    assert_eq!(invoice["invoice"]["currency"], "XTR");
+    // Only the buyer's own invoice can be paid, and only as an invoice.
+    let (status, _) = page
+        .post(
+            "api/chat/admin/pay",
+            json!({"message_id": invoice["message_id"]}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, outcome) = page
+        .post(
+            "api/chat/buyer/pay",
+            json!({"message_id": invoice["message_id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["outcome"], "paid");
+    let done = page.text(&mut events, "buyer", "is complete").await;
+    assert!(
+        done["text"].as_str().unwrap().contains("@alex_buyer"),
+        "{done}"
+    );
+    let order = demo
+        .store()
+        .orders_of_buyer(BUYER.id, 1, 0)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(order.status, OrderStatus::Completed);
+    for kind in [
+        "message_added",
+        "message_edited",
+        "callback_answered",
+        "invoice_sent",
+        "pre_checkout_answered",
+        "payment_completed",
+    ] {
+        assert!(events.seen.contains(kind), "no {kind} in {:?}", events.seen);
+    }
+
+    // The admin's chat is their own; the command menu is the bot's.
+    let (status, _) = page
+        .post("api/chat/admin/send", json!({"text": "/balance"}))
+        .await;
+    assert_eq!(status, 200);
+    let balance = page.text(&mut events, "admin", "Provider balances").await;
+    assert!(
+        balance["text"].as_str().unwrap().contains("fragment"),
+        "{balance}"
+    );
+    let commands: Value = page
+        .get("api/chat/buyer/commands")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        commands
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"] == "start"),
+        "{commands}"
+    );
+    demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_answered_and_change_nothing() {
+    let demo = Demo::start(options(None)).await.unwrap();
+    let page = Page {
+        client: reqwest::Client::new(),
+        base: demo.url(),
+    };
+    assert_eq!(page.get("api/chat/mallory").await.status(), 404);
+    assert_eq!(page.get("api/chat/7000001").await.status(), 404);
+    assert_eq!(page.get("nowhere").await.status(), 404);
+    assert_eq!(page.get("api/files/no-such-file").await.status(), 404);
+    let cases = [
+        ("api/chat/buyer/send", json!({"text": "   "}), 400),
+        ("api/chat/buyer/send", json!({"words": "hi"}), 400),
+        (
+            "api/chat/buyer/send",
+            json!({"text": "x".repeat(4097)}),
+            400,
+        ),
+        ("api/chat/nobody/send", json!({"text": "hi"}), 404),
+        (
+            "api/chat/buyer/tap",
+            json!({"message_id": 999, "data": "f:gift_card"}),
+            404,
+        ),
+        ("api/chat/buyer/tap", json!({"message_id": "one"}), 400),
+        ("api/chat/buyer/pay", json!({"message_id": 999}), 404),
+        ("api/simulate/crypto", json!({}), 409),
+        ("api/simulate/card", json!({}), 409),
+        ("api/simulate/card", json!({"amount": "-5"}), 400),
+        ("api/simulate/card", json!({"amount": "1e9"}), 400),
+    ];
+    for (path, body, expected) in cases {
+        let (status, answer) = page.post(path, body.clone()).await;
+        assert_eq!(status, expected, "{path} {body}: {answer}");
+        assert!(answer["error"].is_string(), "{path} {body}: {answer}");
+    }
+    // Nothing reached the bot.
+    assert!(page.messages("buyer").await.is_empty());
+    demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_directory_keeps_the_database_and_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = Demo::start(options(Some(data.clone()))).await.unwrap();
+    demo.shutdown().await;
+    let key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    assert_eq!(key.len(), 64);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(data.join("kiosk.db").exists());
+    let again = Demo::start(options(Some(data.clone()))).await.unwrap();
+    again.shutdown().await;
+    assert_eq!(
+        std::fs::read_to_string(data.join("secret.key")).unwrap(),
+        key
+    );
+}
