@@ -16,7 +16,7 @@
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
 //! - [`engine`]    payment → provider → goods or refund: pre-checkout, submission, poller
 //! - [`telemetry`] tracing subscriber that also carries teloxide's `log` records
-//! - [`cli`]       the `kiosk` command line: run, migrate, check
+//! - [`cli`]       the `kiosk` command line: run, migrate, check, sandbox, demo
 //!
 //! The purchase spine (DESIGN.md): dialogue → quote → order row → invoice →
 //! pre-checkout → successful payment (once) → provider order with the stored

@@ -35,7 +35,7 @@ use crate::store::Store;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The bot token the fake Telegram accepts (a sandbox value, not a secret of anyone).
-const TOKEN: &str = "700000001:DEMO-SANDBOX-TOKEN";
+pub const TOKEN: &str = "700000001:DEMO-SANDBOX-TOKEN";
 /// Any 12 words: the Fragment fake checks only their number.
 const FRAGMENT_SEED: &str =
     "abandon ability able about above absent absorb abstract absurd abuse access accident";
@@ -302,6 +302,22 @@ impl Demo {
     /// `http://ADDR/`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// The fake Telegram the shop talks to (for tests that look at the calls or speak
+    /// as the bot with [`TOKEN`]).
+    pub fn telegram(&self) -> &FakeTelegram {
+        &self.fakes.telegram
+    }
+
+    /// The Cryptorefills fake (its orders are what "pay the crypto checkout" pays).
+    pub fn cryptorefills(&self) -> &CryptorefillsSandbox {
+        &self.fakes.cryptorefills
+    }
+
+    /// The CryptoCardy fake (its cards are what "fund the new virtual card" funds).
+    pub fn cryptocardy(&self) -> &CryptoCardySandbox {
+        &self.fakes.cryptocardy
     }
 
     /// The shop's database (for tests that look at the orders).

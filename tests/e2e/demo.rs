@@ -288,6 +288,123 @@ async fn a_purchase_through_the_json_api_arrives_and_the_stream_follows_it() {
 }
 
 #[tokio::test]
+async fn a_photo_the_bot_sends_is_served_as_an_image() {
+    use teloxide::prelude::*;
+    use teloxide::types::InputFile;
+
+    let demo = Demo::start(options(None)).await.unwrap();
+    let page = Page {
+        client: reqwest::Client::new(),
+        base: demo.url(),
+    };
+    let mut events = Events::open(&page.client, &page.base).await;
+    page.post("api/chat/buyer/send", json!({"text": "/start"}))
+        .await;
+    page.text(&mut events, "buyer", "Welcome").await;
+    let png = kiosk::checkout::qr_png("bitcoin:bc1qexample?amount=0.001").unwrap();
+    let bot = Bot::new(kiosk::demo::TOKEN).set_api_url(demo.telegram().api_url().parse().unwrap());
+    bot.send_photo(
+        ChatId(BUYER.id),
+        InputFile::memory(png.clone()).file_name("qr.png"),
+    )
+    .await
+    .unwrap();
+    let file_id = page
+        .wait(&mut events, "buyer", "photo", |messages| {
+            messages
+                .iter()
+                .rev()
+                .find_map(|m| m["photo"]["file_id"].as_str().map(str::to_owned))
+        })
+        .await;
+    let image = page.get(&format!("api/files/{file_id}")).await;
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    assert_eq!(image.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(image.bytes().await.unwrap().as_ref(), png.as_slice());
+    demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_chain_buttons_pay_the_newest_checkout_and_fund_the_newest_card() {
+    use kiosk::domain::{Email, OrderId, ProductFamily};
+    use kiosk::providers::cryptorefills::CryptorefillsProvider;
+    use kiosk::providers::cryptorefills::client::{ClientIdentity, CryptorefillsClient, PartnerId};
+    use kiosk::providers::{OrderRequest, ProductRef, Provider, ProviderId, Recipient};
+
+    let demo = Demo::start(options(None)).await.unwrap();
+    let page = Page {
+        client: reqwest::Client::new(),
+        base: demo.url(),
+    };
+
+    // A buyer-paid order waiting for coins, placed as the shop's adapter places it.
+    let refills = demo.cryptorefills();
+    let client = CryptorefillsClient::new(
+        refills.base_url(),
+        ClientIdentity {
+            partner_id: PartnerId::new(refills.partner_id()),
+            app_version: "kiosk-test".into(),
+            forwarded_for: "127.0.0.1".parse().unwrap(),
+            user_agent: ClientIdentity::default_user_agent(),
+        },
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let provider = CryptorefillsProvider::from_client(client, "US");
+    let request = OrderRequest {
+        product: ProductRef {
+            provider: ProviderId::Cryptorefills,
+            family: ProductFamily::GiftCard,
+            category: "US:Airbnb".into(),
+            item: "100 USD".into(),
+            variant: None,
+        },
+        recipient: Recipient::Email(Email::parse("buyer@example.com").unwrap()),
+        quantity: 1,
+        amount: None,
+    };
+    let order = provider
+        .place_order(OrderId(1), "demo-test-key", &request)
+        .await
+        .unwrap();
+    let id = order.provider_order_id;
+    assert_eq!(refills.latest_awaiting_payment(), Some(id.clone()));
+    let (status, answer) = page.post("api/simulate/crypto", json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["order_id"], id.as_str());
+    assert_eq!(refills.latest_awaiting_payment(), None);
+    let (status, _) = page.post("api/simulate/crypto", json!({})).await;
+    assert_eq!(status, 409);
+
+    // A card issued and waiting for its first top-up.
+    let cards = demo.cryptocardy();
+    let issued = page
+        .client
+        .get(cards.base_url())
+        .query(&[("asset", "USDT-TRC20"), ("card", "visa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200);
+    let card = cards.card_ids().pop().unwrap();
+    assert_eq!(cards.state_of(&card), Some("pending_top_up"));
+    let (status, answer) = page
+        .post("api/simulate/card", json!({"amount": "25.50"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["card_id"], card.as_str());
+    assert_eq!(cards.state_of(&card), Some("active"));
+    assert_eq!(
+        cards.balance_of(&card),
+        Some(rust_decimal::Decimal::new(2550, 2))
+    );
+    let (status, _) = page.post("api/simulate/card", json!({})).await;
+    assert_eq!(status, 409);
+    demo.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_requests_are_answered_and_change_nothing() {
     let demo = Demo::start(options(None)).await.unwrap();
     let page = Page {
