@@ -2,7 +2,8 @@
 //! JSON API it drives the simulated people through.
 //!
 //! - `GET /` `/app.js` `/app.css` — the page.
-//! - `GET /api/info` — shop, bot and the two people (`buyer`, `admin`).
+//! - `GET /api/info?lang=en|ru` — bot, the two people (`buyer`, `admin`) and the page's
+//!   own words in that language (locale section `demo`).
 //! - `GET /api/chat/{who}` — the chat as `who` sees it now (edits and deletions applied):
 //!   `{"messages": [ChatMessage], "reply_keyboard"}`.
 //! - `GET /api/chat/{who}/commands` — the bot's command menu in `who`'s language.
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +38,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ADMIN, BUYER, Fakes, Persona};
+use crate::config::Language;
 use crate::sandbox::telegram::{ChatEvent, PaymentOutcome, SimError, SimUser};
 
 const INDEX_HTML: &str = include_str!("page/index.html");
@@ -81,6 +83,11 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// An error the page words itself: `code` is a key of the `demo` locale section.
+fn coded_problem(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": message, "code": code }))).into_response()
+}
+
 /// What every page response carries: nothing but this origin may run or load anything.
 fn hardened(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -119,10 +126,75 @@ fn no_such_person() -> Response {
     problem(StatusCode::NOT_FOUND, "no such person: use buyer or admin")
 }
 
-async fn info(State(fakes): State<Shared>) -> Response {
+/// The page's own words (locales/*.yml, section `demo`), sent to it by language.
+const UI_KEYS: [&str; 37] = [
+    "title",
+    "banner_label",
+    "banner",
+    "act_as",
+    "role_buyer",
+    "role_admin",
+    "chain",
+    "pay_crypto",
+    "pay_crypto_hint",
+    "fund_card",
+    "fund_card_hint",
+    "try",
+    "bot",
+    "typing",
+    "start",
+    "message",
+    "commands",
+    "no_commands",
+    "cancel",
+    "pay",
+    "paying",
+    "sheet_note",
+    "paid",
+    "edited",
+    "invoice_stars",
+    "invoice",
+    "declined",
+    "no_answer",
+    "refunded",
+    "link_copied",
+    "link_wallet",
+    "crypto_paid",
+    "card_funded",
+    "no_checkout",
+    "no_card",
+    "unsupported_button",
+    "offline",
+];
+
+fn ui_strings(lang: Language) -> serde_json::Map<String, serde_json::Value> {
+    UI_KEYS
+        .iter()
+        .map(|key| {
+            let full = format!("demo.{key}");
+            let text = rust_i18n::t!(&full, locale = lang.code()).into_owned();
+            ((*key).to_owned(), serde_json::Value::from(text))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+async fn info(State(fakes): State<Shared>, Query(query): Query<InfoQuery>) -> Response {
     let bot = fakes.telegram.bot();
+    let lang = query
+        .lang
+        .as_deref()
+        .and_then(Language::from_telegram)
+        .unwrap_or(Language::En);
     Json(json!({
         "sandbox": true,
+        "lang": lang.code(),
+        "ui": ui_strings(lang),
         "bot": {"first_name": bot.first_name, "username": bot.username},
         "people": {"buyer": BUYER, "admin": ADMIN},
     }))
@@ -262,8 +334,9 @@ fn user(fakes: &Fakes, p: Persona) -> &SimUser {
 
 async fn simulate_crypto(State(fakes): State<Shared>) -> Response {
     let Some(order_id) = fakes.cryptorefills.latest_awaiting_payment() else {
-        return problem(
+        return coded_problem(
             StatusCode::CONFLICT,
+            "no_checkout",
             "no crypto checkout is waiting for a payment",
         );
     };
@@ -304,8 +377,9 @@ async fn simulate_card(State(fakes): State<Shared>, body: Option<Json<CardBody>>
         .rev()
         .find(|id| cards.state_of(id) == Some("pending_top_up"))
     else {
-        return problem(
+        return coded_problem(
             StatusCode::CONFLICT,
+            "no_card",
             "no virtual card is waiting for its top-up",
         );
     };
@@ -393,6 +467,22 @@ mod tests {
         assert_eq!(image_type(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
         assert_eq!(image_type(b"<svg onload=alert(1)>"), None);
         assert_eq!(image_type(b""), None);
+    }
+
+    #[test]
+    fn the_page_has_every_word_in_every_language() {
+        for lang in Language::ALL {
+            let ui = ui_strings(lang);
+            for key in UI_KEYS {
+                let text = ui[key].as_str().unwrap_or_default();
+                assert!(
+                    !text.is_empty() && !text.ends_with(&format!("demo.{key}")),
+                    "{}: demo.{key} is missing",
+                    lang.code()
+                );
+            }
+        }
+        assert_eq!(ui_strings(Language::Ru)["start"], "ЗАПУСТИТЬ");
     }
 
     #[test]

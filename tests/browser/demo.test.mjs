@@ -93,7 +93,7 @@ async function shot(name) {
 }
 /** Taps "Pay …" on the newest quote mentioning `product`, pays the invoice that comes
  * through the payment sheet, and waits for the payment's service message. */
-async function buyQuoted(product) {
+async function buyQuoted(product, invoiceShot) {
   const quote = messages.locator(".row:not(.out)", { hasText: "Price:" }).filter({ hasText: product }).last();
   await quote.waitFor();
   const invoices = messages.locator(".row:has(.invoice)");
@@ -102,9 +102,9 @@ async function buyQuoted(product) {
   await quote.locator(".kbtn", { hasText: "Pay " }).first().click();
   const invoice = invoices.nth(invoicesBefore);
   await invoice.waitFor();
+  if (invoiceShot) await shot(invoiceShot);
   await invoice.locator(".kbtn.pay").click();
   await page.locator("#sheet:not([hidden])").waitFor();
-  await shot("3-invoice");
   await page.click("#sheet-pay");
   await page.locator("#sheet").waitFor({ state: "hidden" });
   await paid.nth(paidBefore).waitFor();
@@ -171,7 +171,7 @@ try {
     await tapButton("100");
     await botMessage("Price:").waitFor();
     await shot("2-quote");
-    await buyQuoted("Telegram Stars");
+    await buyQuoted("Telegram Stars", "3-invoice");
     await botMessage("is complete").waitFor();
     const done = await botMessage("is complete").textContent();
     check(/Telegram Stars/.test(done) && /@alex_buyer/.test(done), `completion: ${done}`);
@@ -219,6 +219,17 @@ try {
   await step("switching back shows the buyer's chat unchanged", async () => {
     await page.click("#tab-buyer");
     await messages.locator(".row:not(.out)", { hasText: "is complete" }).first().waitFor();
+  });
+
+  await step("the page speaks Russian when asked", async () => {
+    const ru = await context.newPage();
+    ru.on("pageerror", (error) => pageErrors.push(String(error)));
+    await ru.goto(new URL("?lang=ru", url).href);
+    await ru.locator("body[data-ready=true]").waitFor();
+    const banner = await ru.textContent("#banner");
+    check(banner.includes("Песочница"), `banner: ${banner}`);
+    check((await ru.getAttribute("#text", "placeholder")) === "Сообщение", "placeholder");
+    await ru.close();
   });
 
   await step("no script error on the page", async () => {

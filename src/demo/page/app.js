@@ -17,7 +17,27 @@
     chatIds: {},
     pendingTaps: new Map(),
     typingTimer: null,
+    ui: {},
   };
+
+  // The page's own words, from the server (locales/*.yml, section `demo`).
+  function ui(key, vars) {
+    let text = state.ui[key] || key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split("%{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  function applyUi() {
+    for (const e of document.querySelectorAll("[data-ui]")) e.textContent = ui(e.dataset.ui);
+    for (const e of document.querySelectorAll("[data-ui-title]")) e.title = ui(e.dataset.uiTitle);
+    for (const e of document.querySelectorAll("[data-ui-placeholder]")) {
+      e.placeholder = ui(e.dataset.uiPlaceholder);
+    }
+    document.title = ui("title");
+    document.documentElement.lang = state.info.lang;
+  }
 
   // ----- Telegram HTML → DOM -----------------------------------------------------------
 
@@ -178,7 +198,7 @@
     if (m.successful_payment) {
       row.classList.add("service");
       const p = m.successful_payment;
-      row.appendChild(el("div", "bubble", "✅ Payment of " + money(p.currency, p.total_amount) + " completed"));
+      row.appendChild(el("div", "bubble", ui("paid", { amount: money(p.currency, p.total_amount) })));
       return row;
     }
     if (!m.from_bot) row.classList.add("out");
@@ -199,7 +219,7 @@
       bubble.appendChild(el("div", "title", inv.title));
       bubble.appendChild(el("div", "desc", inv.description));
       bubble.appendChild(el("div", "total", money(inv.currency, inv.total_amount)));
-      bubble.appendChild(el("div", "tag", inv.currency === "XTR" ? "Invoice · Telegram Stars" : "Invoice"));
+      bubble.appendChild(el("div", "tag", ui(inv.currency === "XTR" ? "invoice_stars" : "invoice")));
     }
     const body = m.text ?? m.caption;
     if (body) {
@@ -207,13 +227,13 @@
       renderBotText(span, body, m.from_bot ? m.parse_mode : null);
       bubble.appendChild(span);
     }
-    const meta = el("span", "meta", (m.edits > 0 ? "edited " : "") + clock(m.edit_date || m.date));
+    const meta = el("span", "meta", (m.edits > 0 ? ui("edited") + " " : "") + clock(m.edit_date || m.date));
     bubble.appendChild(meta);
     row.appendChild(bubble);
     const rows = (m.inline_keyboard || []).slice();
     const hasPay = rows.some((r) => r.some((b) => b.pay));
     if (m.invoice && !hasPay) {
-      rows.unshift([{ text: "Pay " + money(m.invoice.currency, m.invoice.total_amount), pay: true }]);
+      rows.unshift([{ text: ui("pay", { amount: money(m.invoice.currency, m.invoice.total_amount) }), pay: true }]);
     }
     if (rows.length) row.appendChild(renderKeyboard(m, rows));
     return row;
@@ -247,7 +267,7 @@
             btn.dataset.data = b.callback_data;
             btn.addEventListener("click", () => tap(m.message_id, b.callback_data, btn));
           } else {
-            btn.addEventListener("click", () => toast("This button type is not in the demo."));
+            btn.addEventListener("click", () => toast(ui("unsupported_button")));
           }
         }
         kr.appendChild(btn);
@@ -260,9 +280,9 @@
   async function copyUri(uri) {
     try {
       await navigator.clipboard.writeText(uri);
-      toast("Payment link copied. In the demo, use “⛓ Pay the crypto checkout” instead of a wallet.");
+      toast(ui("link_copied"));
     } catch (_) {
-      toast("A wallet app would open this payment link. In the demo, use “⛓ Pay the crypto checkout”.");
+      toast(ui("link_wallet"));
     }
   }
 
@@ -343,11 +363,11 @@
 
   function showTyping() {
     const status = $("bot-status");
-    status.textContent = "typing…";
+    status.textContent = ui("typing");
     status.classList.add("typing");
     clearTimeout(state.typingTimer);
     state.typingTimer = setTimeout(() => {
-      status.textContent = "bot";
+      status.textContent = ui("bot");
       status.classList.remove("typing");
     }, 2500);
   }
@@ -382,7 +402,7 @@
     sheetFor = { who: state.who, messageId: m.message_id };
     $("sheet-title").textContent = m.invoice.title;
     $("sheet-description").textContent = m.invoice.description;
-    $("sheet-pay").textContent = "Pay " + money(m.invoice.currency, m.invoice.total_amount);
+    $("sheet-pay").textContent = ui("pay", { amount: money(m.invoice.currency, m.invoice.total_amount) });
     $("sheet-pay").disabled = false;
     $("sheet").hidden = false;
   }
@@ -396,26 +416,26 @@
     if (!sheetFor) return;
     const { who, messageId } = sheetFor;
     $("sheet-pay").disabled = true;
-    $("sheet-pay").textContent = "Paying…";
+    $("sheet-pay").textContent = ui("paying");
     try {
       await api("POST", "/api/chat/" + who + "/pay", { message_id: messageId });
       closeSheet();
     } catch (e) {
       closeSheet();
       const d = e.data || {};
-      if (d.outcome === "rejected") toast(d.error_message || "The bot declined the payment.", "error");
-      else if (d.outcome === "no_answer") toast("The bot did not confirm the payment in time.", "error");
+      if (d.outcome === "rejected") toast(d.error_message || ui("declined"), "error");
+      else if (d.outcome === "no_answer") toast(ui("no_answer"), "error");
       else toast(e.message, "error");
     }
   }
 
-  async function simulate(path, what) {
+  async function simulate(path, done) {
     try {
-      const r = await api("POST", path, path.endsWith("card") ? {} : undefined);
-      toast(what + (r.order_id ? " (order " + r.order_id + ")" : "") +
-        (r.amount_usd ? ": " + r.amount_usd + " USD" : ""));
+      const r = await api("POST", path, {});
+      toast(done(r));
     } catch (e) {
-      toast(e.message, "error");
+      const code = e.data && e.data.code;
+      toast(code && state.ui[code] ? ui(code) : e.message, "error");
     }
   }
 
@@ -433,7 +453,7 @@
         b.addEventListener("click", () => { box.hidden = true; send("/" + c.command); });
         box.appendChild(b);
       }
-      if (!list.length) box.appendChild(el("div", "desc", "No commands yet"));
+      if (!list.length) box.appendChild(el("div", "desc", ui("no_commands")));
       box.hidden = false;
     } catch (e) {
       toast(e.message, "error");
@@ -469,7 +489,7 @@
       await Promise.all(PEOPLE.map(reload));
       renderChat();
     } catch (e) {
-      toast("Cannot load the chat: " + e.message, "error");
+      toast(ui("offline") + " " + e.message, "error");
     }
   }
 
@@ -497,13 +517,13 @@
       case "pre_checkout_answered": {
         const a = ev.answer;
         if (!a.ok && whoOfChat(a.user_id) === state.who) {
-          toast(a.error_message || "The bot declined the payment.", "error");
+          toast(a.error_message || ui("declined"), "error");
         }
         break;
       }
       case "refunded": {
         const r = ev.refund;
-        if (whoOfChat(r.user_id) === state.who) toast("Refunded " + money(r.currency, r.total_amount));
+        if (whoOfChat(r.user_id) === state.who) toast(ui("refunded", { amount: money(r.currency, r.total_amount) }));
         break;
       }
       case "chat_action":
@@ -533,13 +553,21 @@
 
   // ----- start -------------------------------------------------------------------------
 
+  function pageLanguage() {
+    const asked = new URLSearchParams(location.search).get("lang");
+    if (asked) return asked;
+    return (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
+  }
+
   async function start() {
     try {
-      state.info = await api("GET", "/api/info");
+      state.info = await api("GET", "/api/info?lang=" + encodeURIComponent(pageLanguage()));
     } catch (e) {
       toast("The demo server does not answer: " + e.message, "error");
       return;
     }
+    state.ui = state.info.ui || {};
+    applyUi();
     for (const p of PEOPLE) {
       const person = state.info.people[p];
       state.chatIds[p] = person.chat_id ?? person.id;
@@ -561,8 +589,10 @@
     $("start").addEventListener("click", () => send("/start"));
     $("sheet-cancel").addEventListener("click", closeSheet);
     $("sheet-pay").addEventListener("click", confirmPay);
-    $("sim-crypto").addEventListener("click", () => simulate("/api/simulate/crypto", "On-chain payment sent"));
-    $("sim-card").addEventListener("click", () => simulate("/api/simulate/card", "Card top-up sent"));
+    $("sim-crypto").addEventListener("click", () =>
+      simulate("/api/simulate/crypto", (r) => ui("crypto_paid", { order: r.order_id })));
+    $("sim-card").addEventListener("click", () =>
+      simulate("/api/simulate/card", (r) => ui("card_funded", { amount: r.amount_usd })));
     connect();
     document.body.dataset.ready = "true";
   }
