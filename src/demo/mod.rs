@@ -271,6 +271,9 @@ impl Demo {
         let addr = listener
             .local_addr()
             .map_err(|e| DemoError::Listen(options.listen, e))?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the demo page is reachable from other machines: anyone who can reach it acts as the buyer and the admin");
+        }
         let router = web::router(fakes.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -395,8 +395,15 @@ async fn simulate_card(State(fakes): State<Shared>, body: Option<Json<CardBody>>
 }
 
 async fn events(State(fakes): State<Shared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let receiver = fakes.telegram.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    Sse::new(event_stream(fakes.telegram.subscribe()))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Each chat event as `chat`; `resync` where the receiver lagged and events were lost.
+fn event_stream(
+    receiver: tokio::sync::broadcast::Receiver<ChatEvent>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
             Ok(event) => chat_event(&event),
             // The page missed events: it reloads the chat instead.
@@ -406,8 +413,7 @@ async fn events(State(fakes): State<Shared>) -> Sse<impl Stream<Item = Result<Ev
             Err(RecvError::Closed) => return None,
         };
         Some((Ok(event), receiver))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    })
 }
 
 fn chat_event(event: &ChatEvent) -> Event {
@@ -483,6 +489,42 @@ mod tests {
             }
         }
         assert_eq!(ui_strings(Language::Ru)["start"], "ЗАПУСТИТЬ");
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_lagged_is_told_to_resync_then_follows_again() {
+        use futures_util::StreamExt;
+        use tokio::sync::broadcast;
+
+        let (sender, receiver) = broadcast::channel(2);
+        let deleted = |message_id| ChatEvent::MessageDeleted {
+            chat_id: 1,
+            message_id,
+        };
+        for id in 1..=5 {
+            sender.send(deleted(id)).unwrap();
+        }
+        let mut stream = Box::pin(event_stream(receiver));
+        // Axum's Event has no getters: the wire form is what the page reads.
+        let wire = |event: Event| {
+            let response =
+                Sse::new(futures_util::stream::iter([Ok::<_, Infallible>(event)])).into_response();
+            async move {
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                String::from_utf8(bytes.to_vec()).unwrap()
+            }
+        };
+        let first = wire(stream.next().await.unwrap().unwrap()).await;
+        assert!(first.starts_with("event: resync\n"), "{first}");
+        assert!(first.contains("\"missed\":3"), "{first}");
+        let next = wire(stream.next().await.unwrap().unwrap()).await;
+        assert!(next.starts_with("event: chat\n"), "{next}");
+        assert!(next.contains("\"message_id\":4"), "{next}");
+        drop(sender);
+        assert!(stream.next().await.is_some()); // event 5
+        assert!(stream.next().await.is_none());
     }
 
     #[test]

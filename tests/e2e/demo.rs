@@ -463,3 +463,77 @@ async fn a_data_directory_keeps_the_database_and_its_key() {
         key
     );
 }
+
+#[tokio::test]
+async fn kiosk_demo_prints_its_address_serves_the_page_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiosk"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", dir.path())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The address line, read off the async runtime.
+    let url = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split_whitespace()
+                    .find(|w| w.starts_with("http://127.0.0.1:"))
+                    .map(str::to_owned)
+            })
+    });
+    let url = tokio::time::timeout(WAIT, url)
+        .await
+        .expect("no address printed in time")
+        .unwrap()
+        .expect("kiosk demo printed no address");
+    let info: Value = reqwest::get(format!("{url}api/info"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sandbox"], true);
+    // The temporary database directory exists while the demo runs…
+    let demo_dirs = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("kiosk-demo-"))
+            .count()
+    };
+    assert_eq!(demo_dirs(), 1);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kiosk demo did not stop on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit {status}");
+    // …and is gone after it.
+    assert_eq!(demo_dirs(), 0);
+}
