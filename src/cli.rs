@@ -39,6 +39,15 @@ pub enum CliCommand {
         #[arg(long)]
         port_base: Option<u16>,
     },
+    /// The whole shop offline: provider fakes, a fake Telegram and a chat in the browser.
+    Demo {
+        /// Where the page is served (port 0: any free port; the address is printed).
+        #[arg(long, default_value = crate::demo::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Keep the demo's database here (default: a temporary directory).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
 }
 
 /// Why a command failed, and which exit code that means.
@@ -89,6 +98,11 @@ async fn dispatch(command: CliCommand) -> Result<(), CliError> {
     match command {
         // The fakes need no configuration.
         CliCommand::Sandbox { port_base } => sandbox(port_base).await,
+        CliCommand::Demo { listen, data } => {
+            crate::demo::run(crate::demo::DemoOptions { listen, data }, wait_for_stop())
+                .await
+                .map_err(|e| CliError::Runtime(e.to_string()))
+        }
         CliCommand::Migrate => migrate(&Config::load()?).await,
         CliCommand::Check => check(&Config::load()?).await,
         CliCommand::Run => run(Config::load()?).await,

@@ -10,12 +10,13 @@
 //! - [`store`]     SQLite: orders, order events, payments, users, dialogue state
 //! - [`providers`] the `Provider` trait and one adapter folder per reseller API
 //! - [`cards`]     CryptoCardy cards their owner manages: issue, follow, details, freeze, fund…
+//! - [`demo`]      `kiosk demo`: the shop on the fakes, a Telegram-like chat in a browser
 //! - [`sandbox`]   loopback fakes of the provider APIs (tests, `kiosk sandbox`, demo)
 //! - [`i18n`]      locale choice and plural forms over `locales/*.yml`
 //! - [`bot`]       teloxide: the handler tree, dialogue states and commands
 //! - [`engine`]    payment → provider → goods or refund: pre-checkout, submission, poller
 //! - [`telemetry`] tracing subscriber that also carries teloxide's `log` records
-//! - [`cli`]       the `kiosk` command line: run, migrate, check
+//! - [`cli`]       the `kiosk` command line: run, migrate, check, sandbox, demo
 //!
 //! The purchase spine (DESIGN.md): dialogue → quote → order row → invoice →
 //! pre-checkout → successful payment (once) → provider order with the stored
@@ -29,6 +30,7 @@ pub mod cards;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod i18n;

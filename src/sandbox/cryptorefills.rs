@@ -636,6 +636,22 @@ impl CryptorefillsSandbox {
         s.orders.get(order_id).map(|o| s.state(o))
     }
 
+    /// The newest order still waiting for the buyer's coins (for the demo's "pay
+    /// on-chain" button).
+    pub fn latest_awaiting_payment(&self) -> Option<String> {
+        let s = self.shared.lock();
+        s.orders
+            .values()
+            .filter(|o| {
+                matches!(
+                    s.state(o),
+                    "Created" | "WaitingForPayment" | "PartialPaymentStarted"
+                )
+            })
+            .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
+            .map(|o| o.id.clone())
+    }
+
     /// The buyer pays the full amount on-chain.
     pub fn simulate_payment(&self, order_id: &str) -> Result<(), String> {
         pay(&mut self.shared.lock(), order_id, None)

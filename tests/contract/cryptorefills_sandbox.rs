@@ -355,6 +355,23 @@ async fn every_state_through_to_done_with_the_code() {
 }
 
 #[tokio::test]
+async fn the_newest_order_waiting_for_coins_is_the_demos_to_pay() {
+    let fake = fake().await;
+    let p = provider(&fake);
+    assert_eq!(fake.latest_awaiting_payment(), None);
+    let (first, _) = place(&p, &gift("Airbnb", "100 USD", email("a@example.com"))).await;
+    // Less than a step: both orders stay Created, the second one newer.
+    fake.advance_clock(Duration::from_secs(1));
+    let (second, _) = place(&p, &gift("Airbnb", "100 USD", email("b@example.com"))).await;
+    assert_ne!(first, second);
+    assert_eq!(fake.latest_awaiting_payment(), Some(second.clone()));
+    fake.simulate_payment(&second).unwrap();
+    assert_eq!(fake.latest_awaiting_payment(), Some(first.clone()));
+    fake.simulate_payment(&first).unwrap();
+    assert_eq!(fake.latest_awaiting_payment(), None);
+}
+
+#[tokio::test]
 async fn esim_and_mobile_topup_deliver() {
     let fake = fake().await;
     let p = provider(&fake);
