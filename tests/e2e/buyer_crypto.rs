@@ -314,3 +314,47 @@ async fn an_open_order_survives_a_restart_and_completes() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(count(&user, &format!("Order #{} is complete", order.id)), 1);
 }
+
+#[tokio::test]
+async fn an_ambiguous_create_is_parked_for_an_admin_and_never_repeated() {
+    let shop = TestShop::spawn_with_cryptorefills().await;
+    let admin = shop.admin();
+    admin.send_command("/orders"); // the admin has written to the bot
+    expect_text(&admin, "No orders").await;
+    let user = shop.buyer(905, None, "en");
+    user.send_command("/start");
+    tap(&user, GIFT_CARDS).await;
+    tap(&user, "🇺🇸 US").await;
+    tap(&user, "Airbnb").await;
+    tap(&user, "Airbnb 25 USD").await;
+    expect_text(&user, "send the e-mail address").await;
+    user.send_text("buyer@example.com");
+    tap(&user, "USDC · Solana").await;
+    expect_text(&user, "You pay:").await;
+    // The create is processed, and its answer lost: the outcome is unknown.
+    shop.cryptorefills.server_error_next(1, 502);
+    tap(&user, "✅ Confirm and get the address").await;
+    expect_text(&user, "did not confirm order #").await;
+    let order = newest_order(&shop, 905).await;
+    expect_text(&user, &format!("did not confirm order #{}", order.id)).await;
+    wait_status(&shop, &order, OrderStatus::NeedsAttention).await;
+    admin
+        .wait_for(
+            |m| m.from_bot && m.body().contains(&format!("Order #{} is parked", order.id)),
+            WAIT,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the admins are alerted: {:#?}", admin.chat()));
+    assert!(
+        user.chat().iter().all(|m| m.photo.is_none()),
+        "no checkout shown"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        shop.cryptorefills.counts().orders_created,
+        1,
+        "never sent again"
+    );
+    let still = shop.store.order(order.id).await.unwrap().unwrap();
+    assert_eq!(still.status, OrderStatus::NeedsAttention);
+}
