@@ -272,7 +272,16 @@ pub fn add_menu_entries(shop: &Shop, lang: Language, screen: &mut Screen) {
         return;
     }
     let rows = &mut screen.keyboard.inline_keyboard;
-    let at = rows.len().saturating_sub(2);
+    // Before the row that opens My orders: the families come first.
+    let orders = super::callbacks::Callback::Orders(0).encode();
+    let at = rows
+        .iter()
+        .position(|row| {
+            row.iter().any(|b| {
+                matches!(&b.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if *d == orders)
+            })
+        })
+        .unwrap_or(rows.len());
     let had_families = at > 0;
     for (i, pair) in buttons.chunks(2).enumerate() {
         rows.insert(at + i, pair.to_vec());

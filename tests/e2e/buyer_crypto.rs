@@ -358,3 +358,89 @@ async fn an_ambiguous_create_is_parked_for_an_admin_and_never_repeated() {
     let still = shop.store.order(order.id).await.unwrap().unwrap();
     assert_eq!(still.status, OrderStatus::NeedsAttention);
 }
+
+#[tokio::test]
+async fn an_open_value_top_up_asks_an_amount_in_range() {
+    let shop = TestShop::spawn_with_cryptorefills().await;
+    let user = shop.buyer(906, None, "en");
+    user.send_command("/start");
+    tap(&user, MOBILE).await;
+    tap(&user, "🇺🇸 US").await;
+    tap(&user, "AT&T").await;
+    tap(&user, "AT&T 5–100 USD").await;
+    expect_text(&user, "send the phone number to top up").await;
+    user.send_text("+14155551234");
+    expect_text(&user, "Send the amount in USD, from 5 to 100").await;
+    user.send_text("1000");
+    expect_text(&user, "Send an amount in USD from 5 to 100").await;
+    user.send_text("12,50");
+    tap(&user, "USDT · Solana").await;
+    let quote = expect_text(&user, "You pay:").await;
+    assert!(
+        quote.body().contains("Face value: 12.50 USD"),
+        "{}",
+        quote.body()
+    );
+    tap(&user, "✅ Confirm and get the address").await;
+    user.wait_for(|m| m.from_bot && m.photo.is_some(), WAIT)
+        .await
+        .expect("the checkout photo");
+    let order = newest_order(&shop, 906).await;
+    assert_eq!(order.family, ProductFamily::MobileTopup);
+    assert_eq!(
+        order.amount.map(|a| a.to_string()).as_deref(),
+        Some("12.50 USD")
+    );
+    assert_eq!(order.product.variant.as_deref(), Some("USDT@Solana"));
+    assert_eq!(order.price.currency.as_str(), "USDT");
+}
+
+#[tokio::test]
+async fn a_create_interrupted_by_a_crash_is_parked_not_repeated() {
+    use kiosk::domain::{Actor, Email, Money};
+    use kiosk::providers::{ProductRef, Recipient};
+    use kiosk::store::NewOrder;
+
+    let shop = TestShop::spawn_with_cryptorefills().await;
+    // The row and the in-flight mark of a call whose process died two minutes ago.
+    let order = shop
+        .store
+        .create_order(
+            &NewOrder {
+                chat_id: 907,
+                buyer_id: 907,
+                product: ProductRef {
+                    provider: ProviderId::Cryptorefills,
+                    family: ProductFamily::GiftCard,
+                    category: "US:Airbnb".into(),
+                    item: "25 USD".into(),
+                    variant: Some("USDC@Solana".into()),
+                },
+                product_title: "Airbnb 25 USD".into(),
+                recipient: Recipient::Email(Email::parse("buyer@example.com").unwrap()),
+                quantity: 1,
+                amount: None,
+                cost: Money::parse("25.13", "USDC").unwrap(),
+                price: Money::parse("25.13", "USDC").unwrap(),
+                payment_deadline: chrono::Utc::now() + chrono::Duration::minutes(30),
+                admin_id: None,
+            },
+            3,
+            &Actor::Buyer(907),
+        )
+        .await
+        .unwrap();
+    let started = chrono::Utc::now() - chrono::Duration::minutes(2);
+    assert!(
+        shop.store
+            .mark_checkout_call(order.id, started)
+            .await
+            .unwrap()
+    );
+    wait_status(&shop, &order, OrderStatus::NeedsAttention).await;
+    assert_eq!(
+        shop.cryptorefills.counts().orders_created,
+        0,
+        "never placed blindly"
+    );
+}
