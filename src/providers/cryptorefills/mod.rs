@@ -11,7 +11,9 @@
 //!   problems ([`problem_reason`]); a range product is validated at its minimum, and
 //!   amount problems wait for the quote.
 //! - Quote: the coin price of the face value (USDC on Solana unless configured with
-//!   [`CryptorefillsProvider::with_payment`]), validated once more with the amount.
+//!   [`CryptorefillsProvider::with_payment`], or chosen by the buyer: `COIN@Network` in
+//!   [`ProductRef::variant`], see [`CryptorefillsProvider::pay_with`]), validated once
+//!   more with the amount.
 //! - Order: `place_order` creates the order and answers
 //!   [`ProviderOrderStatus::AwaitingBuyerPayment`] with the address, coin amount and a
 //!   payment URI (`crate::checkout::payment_uri`); the buyer has 30 minutes. The status
