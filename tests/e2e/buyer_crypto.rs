@@ -395,20 +395,17 @@ async fn an_open_value_top_up_asks_an_amount_in_range() {
     assert_eq!(order.price.currency.as_str(), "USDT");
 }
 
-#[tokio::test]
-async fn a_create_interrupted_by_a_crash_is_parked_not_repeated() {
+/// An unpaid Cryptorefills order row, as the dialogue writes it on Confirm.
+async fn crypto_order_row(shop: &TestShop, buyer: i64) -> Order {
     use kiosk::domain::{Actor, Email, Money};
     use kiosk::providers::{ProductRef, Recipient};
     use kiosk::store::NewOrder;
 
-    let shop = TestShop::spawn_with_cryptorefills().await;
-    // The row and the in-flight mark of a call whose process died two minutes ago.
-    let order = shop
-        .store
+    shop.store
         .create_order(
             &NewOrder {
-                chat_id: 907,
-                buyer_id: 907,
+                chat_id: buyer,
+                buyer_id: buyer,
                 product: ProductRef {
                     provider: ProviderId::Cryptorefills,
                     family: ProductFamily::GiftCard,
@@ -426,10 +423,17 @@ async fn a_create_interrupted_by_a_crash_is_parked_not_repeated() {
                 admin_id: None,
             },
             3,
-            &Actor::Buyer(907),
+            &Actor::Buyer(buyer),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_create_interrupted_by_a_crash_is_parked_not_repeated() {
+    let shop = TestShop::spawn_with_cryptorefills().await;
+    // The row and the in-flight mark of a call whose process died two minutes ago.
+    let order = crypto_order_row(&shop, 907).await;
     let started = chrono::Utc::now() - chrono::Duration::minutes(2);
     assert!(
         shop.store
@@ -443,4 +447,16 @@ async fn a_create_interrupted_by_a_crash_is_parked_not_repeated() {
         0,
         "never placed blindly"
     );
+}
+
+#[tokio::test]
+async fn a_crypto_order_cannot_be_paid_through_telegram() {
+    use kiosk::engine::payments::{Refusal, check_pre_checkout};
+
+    let shop = TestShop::spawn_with_cryptorefills().await;
+    let order = crypto_order_row(&shop, 908).await;
+    let refusal = check_pre_checkout(&shop.store, 908, &order.id.to_string(), "USDC", 2513)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal, Refusal::NotPayable);
 }
