@@ -227,7 +227,9 @@ async fn check(config: &Config) -> Result<(), CliError> {
             println!("  no adapter for {id} in this build yet: not selling through it");
             continue;
         }
-        if id.checkout() == crate::providers::Checkout::BuyerPaid {
+        if id.checkout() == crate::providers::Checkout::BuyerPaid
+            && id != crate::providers::ProviderId::Cryptorefills
+        {
             println!(
                 "  buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers"
             );
@@ -295,7 +297,9 @@ async fn run(config: Config) -> Result<(), CliError> {
         tracing::warn!(provider = %id, "enabled, but this build has no adapter for it yet: not selling through it");
     }
     for id in config.providers.enabled() {
-        if id.checkout() == crate::providers::Checkout::BuyerPaid {
+        if id.checkout() == crate::providers::Checkout::BuyerPaid
+            && id != crate::providers::ProviderId::Cryptorefills
+        {
             tracing::warn!(provider = %id, "buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers");
         }
     }

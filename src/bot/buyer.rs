@@ -40,12 +40,12 @@ const MAX_LISTED: usize = 200;
 
 /// Where a screen goes: over the message whose button was tapped, or as a new message.
 #[derive(Debug, Clone, Copy)]
-enum Target {
+pub(super) enum Target {
     Edit(ChatId, MessageId),
     Send(ChatId),
 }
 
-async fn show(bot: &KioskBot, target: Target, screen: Screen) -> HandlerResult {
+pub(super) async fn show(bot: &KioskBot, target: Target, screen: Screen) -> HandlerResult {
     let parse_mode = screen.html.then_some(ParseMode::Html);
     if let Target::Edit(chat, message) = target {
         let mut edit = bot
@@ -75,7 +75,7 @@ async fn show(bot: &KioskBot, target: Target, screen: Screen) -> HandlerResult {
     Ok(())
 }
 
-async fn say(bot: &KioskBot, chat: ChatId, text: impl Into<String>) -> HandlerResult {
+pub(super) async fn say(bot: &KioskBot, chat: ChatId, text: impl Into<String>) -> HandlerResult {
     bot.send_message(chat, text.into()).await?;
     Ok(())
 }
@@ -216,14 +216,16 @@ pub async fn terms(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResul
 // ---------------------------------------------------------------------------------
 // Screens that read state or providers
 
-async fn show_menu(bot: &KioskBot, shop: &Shop, lang: Language, target: Target) -> HandlerResult {
+pub(super) async fn show_menu(
+    bot: &KioskBot,
+    shop: &Shop,
+    lang: Language,
+    target: Target,
+) -> HandlerResult {
     let families = shop.providers.shop_paid_families();
-    show(
-        bot,
-        target,
-        screens::menu(lang, &shop.config.shop.name, &families),
-    )
-    .await
+    let mut screen = screens::menu(lang, &shop.config.shop.name, &families);
+    super::crypto::add_menu_entries(shop, lang, &mut screen);
+    show(bot, target, screen).await
 }
 
 async fn show_orders(
@@ -629,7 +631,7 @@ async fn make_quote(
     show(bot, target, screen).await
 }
 
-async fn stale(
+pub(super) async fn stale(
     bot: &KioskBot,
     shop: &Shop,
     dialogue: &KioskDialogue,
@@ -864,7 +866,8 @@ pub async fn on_text(
         State::Start
         | State::Offers { .. }
         | State::ConfirmRecipient { .. }
-        | State::Quote { .. } => say(&bot, chat, t!("unknown.text", locale = lang.code())).await,
+        | State::Quote { .. }
+        | State::Crypto(_) => say(&bot, chat, t!("unknown.text", locale = lang.code())).await,
     }
 }
 
@@ -974,7 +977,8 @@ pub async fn on_callback(
         return match order {
             Some(order) => {
                 bot.answer_callback_query(q.id.clone()).await?;
-                show(&bot, target, screens::order_detail(lang, &order)).await
+                let screen = super::crypto::order_detail(&shop, lang, &order).await;
+                show(&bot, target, screen).await
             }
             None => {
                 bot.answer_callback_query(q.id.clone())

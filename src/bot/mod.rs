@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod buyer;
 pub mod callbacks;
+pub mod crypto;
 pub mod flood;
 mod screens;
 pub mod webhook;
@@ -111,6 +112,8 @@ pub enum State {
         draft: Draft,
         quote: PricedQuote,
     },
+    /// In the buyer-paid crypto checkout (see [`crypto`]).
+    Crypto(crypto::CryptoState),
 }
 
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
@@ -250,11 +253,13 @@ pub fn schema() -> UpdateHandler<HandlerError> {
         .inspect_async(remember_user)
         .filter_async(buyer::message_within_flood_limit)
         .branch(commands)
+        .branch(crypto::text_branch())
         .branch(dptree::endpoint(buyer::on_text));
 
     let callbacks = Update::filter_callback_query()
         .filter_async(buyer::callback_within_flood_limit)
-        .endpoint(buyer::on_callback);
+        .branch(crypto::callback_branch())
+        .branch(dptree::endpoint(buyer::on_callback));
 
     // Payments beside the dialogue: a pre_checkout_query has no chat, and a
     // successful_payment must never fall through to the dialogue's replies.

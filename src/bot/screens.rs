@@ -365,7 +365,8 @@ pub fn orders(lang: Language, orders: &[Order], page: u16, has_more: bool) -> Sc
         .iter()
         .map(|o| {
             let key = format!("status.{}", o.status.as_str());
-            let status = t!(&key, locale = l).into_owned();
+            let status = super::crypto::status_words(lang, o)
+                .unwrap_or_else(|| t!(&key, locale = l).into_owned());
             let label = format!(
                 "{} · {}",
                 t!("buyer.order_line", locale = l, id = o.id.0, status = status),
@@ -397,7 +398,8 @@ pub fn orders(lang: Language, orders: &[Order], page: u16, has_more: bool) -> Sc
 pub fn order_detail(lang: Language, order: &Order) -> Screen {
     let l = lang.code();
     let key = format!("status.{}", order.status.as_str());
-    let status = t!(&key, locale = l).into_owned();
+    let status = super::crypto::status_words(lang, order)
+        .unwrap_or_else(|| t!(&key, locale = l).into_owned());
     let price = if order.price.currency.is_stars() {
         let stars = order
             .price

@@ -19,6 +19,8 @@ impl fmt::Display for OrderId {
 /// ```text
 /// awaiting_payment → paid → submitted → processing → completed
 /// awaiting_payment → expired
+/// awaiting_payment → needs_attention    (buyer-paid: creating its provider order
+///                                        had an unknown outcome)
 /// paid | submitted | processing → failed → refunded
 /// failed → submitted                     (rerouted to the next provider)
 /// paid | submitted | processing | failed → needs_attention   (ambiguous answer)
@@ -127,6 +129,8 @@ impl OrderStatus {
         let legal = matches!(
             (self, to),
             (AwaitingPayment, Paid | Expired)
+                // A buyer-paid (crypto) order whose provider order may or may not exist.
+                | (AwaitingPayment, NeedsAttention)
                 | (Paid, Submitted | Failed | NeedsAttention | Refunded)
                 | (Submitted, Processing | Completed | Failed | NeedsAttention)
                 | (Processing, Completed | Failed | NeedsAttention)
@@ -162,6 +166,7 @@ mod tests {
     const LEGAL_FOR_ENGINE: &[(OrderStatus, OrderStatus)] = &[
         (AwaitingPayment, Paid),
         (AwaitingPayment, Expired),
+        (AwaitingPayment, NeedsAttention),
         (Paid, Submitted),
         (Paid, Failed),
         (Paid, NeedsAttention),

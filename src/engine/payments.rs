@@ -71,7 +71,8 @@ pub async fn check_pre_checkout(
             Refusal::Unavailable
         })?
         .ok_or(Refusal::UnknownOrder)?;
-    if order.status != OrderStatus::AwaitingPayment {
+    // A crypto order is paid to its provider, never through Telegram: never twice.
+    if order.status != OrderStatus::AwaitingPayment || super::buyer_paid::is_buyer_paid(&order) {
         return Err(Refusal::NotPayable);
     }
     if order.payment_deadline <= Utc::now() {

@@ -96,6 +96,10 @@ pub(crate) async fn sweep(engine: &Engine) {
         }
         engine.alert_if_stuck(&order, now).await;
         let wanted = match order.status {
+            // A crypto order is followed at the provider while unpaid, on its schedule.
+            OrderStatus::AwaitingPayment if super::buyer_paid::is_buyer_paid(&order) => {
+                engine.is_due(order.id)
+            }
             OrderStatus::AwaitingPayment => order.payment_deadline <= now,
             OrderStatus::NeedsAttention => {
                 engine.alert_attention(&order).await;

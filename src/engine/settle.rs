@@ -6,6 +6,7 @@
 use chrono::Utc;
 use rust_i18n::t;
 
+use super::buyer_paid::{followed, is_buyer_paid};
 use super::notify::{
     delivered_text, reason_from_column, reason_to_column, refund_by_hand_text, refunded_text,
 };
@@ -32,6 +33,10 @@ impl Engine {
                 return Ok(Next::Idle);
             };
             let flow = match order.status {
+                // Crypto orders the buyer pays the provider for: src/engine/buyer_paid.rs.
+                status if is_buyer_paid(&order) && followed(status) => {
+                    self.follow_buyer_paid(&order).await?
+                }
                 OrderStatus::AwaitingPayment => self.expire_if_due(&order).await?,
                 // A new provider call is not started while shutting down: the next
                 // start takes the paid order up.

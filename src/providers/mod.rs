@@ -488,6 +488,9 @@ pub trait Provider: Send + Sync {
 pub struct ProviderRegistry {
     providers: HashMap<ProviderId, Arc<dyn Provider>>,
     preferences: HashMap<ProductFamily, Vec<ProviderId>>,
+    /// Cryptorefills as itself: the crypto checkout needs its payment vias, countries
+    /// and raw order states, which the trait does not carry.
+    cryptorefills: Option<Arc<cryptorefills::CryptorefillsProvider>>,
 }
 
 impl ProviderRegistry {
@@ -495,6 +498,7 @@ impl ProviderRegistry {
         Self {
             providers: HashMap::new(),
             preferences,
+            cryptorefills: None,
         }
     }
 
@@ -522,7 +526,7 @@ impl ProviderRegistry {
             )?));
         }
         if let Some(refills) = &providers.cryptorefills {
-            registry.register(Arc::new(cryptorefills::CryptorefillsProvider::new(
+            registry.register_cryptorefills(Arc::new(cryptorefills::CryptorefillsProvider::new(
                 refills, TIMEOUT,
             )?));
         }
@@ -535,7 +539,22 @@ impl ProviderRegistry {
     }
 
     pub fn register(&mut self, provider: Arc<dyn Provider>) {
+        if provider.id() == ProviderId::Cryptorefills {
+            // Another object under that id: the typed handle no longer matches it.
+            self.cryptorefills = None;
+        }
         self.providers.insert(provider.id(), provider);
+    }
+
+    /// Registers Cryptorefills, also as itself (see [`Self::cryptorefills`]).
+    pub fn register_cryptorefills(&mut self, provider: Arc<cryptorefills::CryptorefillsProvider>) {
+        self.register(provider.clone());
+        self.cryptorefills = Some(provider);
+    }
+
+    /// Cryptorefills, when enabled.
+    pub fn cryptorefills(&self) -> Option<Arc<cryptorefills::CryptorefillsProvider>> {
+        self.cryptorefills.clone()
     }
 
     pub fn get(&self, id: ProviderId) -> Option<Arc<dyn Provider>> {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod cards;
 pub mod codec;
+pub mod crypto;
 pub mod dialogues;
 pub mod engine;
 pub mod orders;

@@ -10,6 +10,7 @@ use kiosk::config::{Config, Env};
 use kiosk::engine::Engine;
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
+use kiosk::sandbox::cryptorefills::{self, CryptorefillsSandbox, CryptorefillsSandboxOptions};
 use kiosk::sandbox::fazercards::{self, FakeFazerCards, FakeOptions};
 use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
 use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
@@ -30,6 +31,9 @@ pub struct TestShop {
     pub fragment: FragmentSandbox,
     pub agent: AgentSandbox,
     pub fazercards: FakeFazerCards,
+    /// Configured only by [`TestShop::spawn_with_cryptorefills`].
+    pub cryptorefills: CryptorefillsSandbox,
+    crypto: bool,
     pub store: Store,
     pub dir: tempfile::TempDir,
     shutdown: Option<ShutdownToken>,
@@ -82,6 +86,15 @@ balance_alert_below = "20"
 
 impl TestShop {
     pub async fn spawn() -> TestShop {
+        Self::spawn_with(false).await
+    }
+
+    /// The shop with Cryptorefills (its fake) enabled as well.
+    pub async fn spawn_with_cryptorefills() -> TestShop {
+        Self::spawn_with(true).await
+    }
+
+    async fn spawn_with(crypto: bool) -> TestShop {
         let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
             .await
             .unwrap();
@@ -112,6 +125,15 @@ impl TestShop {
         )
         .await
         .unwrap();
+        let cryptorefills = cryptorefills::start(
+            "127.0.0.1:0".parse().unwrap(),
+            CryptorefillsSandboxOptions {
+                step_delay: Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Self::open_store(&dir).await;
         let mut shop = TestShop {
@@ -119,6 +141,8 @@ impl TestShop {
             fragment,
             agent,
             fazercards,
+            cryptorefills,
+            crypto,
             store,
             dir,
             shutdown: None,
@@ -139,12 +163,23 @@ impl TestShop {
     }
 
     pub fn config(&self) -> Config {
-        let env = env_for(
+        let mut env = env_for(
             &self.fragment,
             &self.agent,
             &self.fazercards,
             &self.dir.path().join("kiosk.db"),
         );
+        if self.crypto {
+            let refills = &self.cryptorefills;
+            env.insert(
+                "KIOSK_CRYPTOREFILLS_URL".into(),
+                refills.base_url().to_string(),
+            );
+            env.insert(
+                "KIOSK_CRYPTOREFILLS_PARTNER_ID".into(),
+                refills.partner_id().into(),
+            );
+        }
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
     }
 

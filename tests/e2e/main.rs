@@ -4,6 +4,7 @@
 
 mod admin;
 mod buyer;
+mod buyer_crypto;
 mod demo;
 mod helpers;
 mod purchase;

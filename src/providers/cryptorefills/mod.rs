@@ -11,7 +11,9 @@
 //!   problems ([`problem_reason`]); a range product is validated at its minimum, and
 //!   amount problems wait for the quote.
 //! - Quote: the coin price of the face value (USDC on Solana unless configured with
-//!   [`CryptorefillsProvider::with_payment`]), validated once more with the amount.
+//!   [`CryptorefillsProvider::with_payment`], or chosen by the buyer: `COIN@Network` in
+//!   [`ProductRef::variant`], see [`CryptorefillsProvider::pay_with`]), validated once
+//!   more with the amount.
 //! - Order: `place_order` creates the order and answers
 //!   [`ProviderOrderStatus::AwaitingBuyerPayment`] with the address, coin amount and a
 //!   payment URI (`crate::checkout::payment_uri`); the buyer has 30 minutes. The status
@@ -127,6 +129,55 @@ impl CryptorefillsProvider {
 
     pub fn default_country(&self) -> &str {
         &self.country
+    }
+
+    /// The coin and network a product is paid with: the buyer's choice carried in
+    /// [`ProductRef::variant`] (see [`Self::pay_with`]), else the configured default.
+    pub fn payment_of(&self, product: &ProductRef) -> PaymentChoice {
+        product
+            .variant
+            .as_deref()
+            .and_then(|v| v.split_once('@'))
+            .filter(|(coin, network)| !coin.trim().is_empty() && !network.trim().is_empty())
+            .map(|(coin, network)| PaymentChoice::user_wallet(coin.trim(), network.trim()))
+            .unwrap_or_else(|| self.payment.clone())
+    }
+
+    /// `product` paid with `coin` on `network`: the choice travels with the product (and
+    /// is stored with the order), so quote, order and a restart all use the same one.
+    pub fn pay_with(product: &ProductRef, coin: &str, network: &str) -> ProductRef {
+        ProductRef {
+            variant: Some(format!("{}@{}", coin.trim(), network.trim())),
+            ..product.clone()
+        }
+    }
+
+    /// The coins and networks a buyer may pay with from their own wallet.
+    pub async fn payment_options(&self) -> Result<Vec<client::PaymentVia>, ProviderError> {
+        let vias = self.client.payment_vias().await.map_err(map_error)?;
+        Ok(vias
+            .into_iter()
+            .filter(|v| {
+                v.enabled
+                    && v.payment_via
+                        .as_deref()
+                        .is_none_or(|p| p.eq_ignore_ascii_case(PaymentChoice::USER_WALLET))
+            })
+            .collect())
+    }
+
+    /// The provider's own state of an order with what the engine acts on.
+    pub async fn order_state(
+        &self,
+        provider_order_id: &str,
+    ) -> Result<(OrderState, ProviderOrderStatus), ProviderError> {
+        let order = self
+            .client
+            .order(provider_order_id)
+            .await
+            .map_err(map_error)?;
+        let status = self.status_of(&order);
+        Ok((order.state, status))
     }
 
     /// Brands of `family` in `country` (the buyer's chosen country).
@@ -292,7 +343,7 @@ impl CryptorefillsProvider {
                 _ => None,
             },
             deliveries,
-            payment: self.payment.clone(),
+            payment: self.payment_of(&request.product),
             lang: self.lang.clone(),
             utm_source: Some("kiosk".to_owned()),
         }
@@ -756,7 +807,7 @@ impl Provider for CryptorefillsProvider {
                 brand_name,
                 country_code: country,
                 face_value,
-                coin: self.payment.coin.clone(),
+                coin: self.payment_of(&request.product).coin,
             })
             .await
             .map_err(map_error)?;
