@@ -218,12 +218,9 @@ pub async fn terms(bot: KioskBot, shop: Arc<Shop>, msg: Message) -> HandlerResul
 
 async fn show_menu(bot: &KioskBot, shop: &Shop, lang: Language, target: Target) -> HandlerResult {
     let families = shop.providers.shop_paid_families();
-    show(
-        bot,
-        target,
-        screens::menu(lang, &shop.config.shop.name, &families),
-    )
-    .await
+    let mut screen = screens::menu(lang, &shop.config.shop.name, &families);
+    super::cards::add_menu_entry(shop, lang, &mut screen);
+    show(bot, target, screen).await
 }
 
 async fn show_orders(
@@ -861,6 +858,9 @@ pub async fn on_text(
                 }
             }
         }
+        State::Cards(step) => {
+            super::cards::on_text(&bot, &shop, &dialogue, &user, chat, step, text).await
+        }
         State::Start
         | State::Offers { .. }
         | State::ConfirmRecipient { .. }
@@ -972,6 +972,9 @@ pub async fn on_callback(
                 Ok(())
             }
         };
+    }
+    if let Callback::Card(action) = callback {
+        return super::cards::on_callback(bot, shop, dialogue, state, q, action).await;
     }
     bot.answer_callback_query(q.id.clone()).await?;
     match (callback, state) {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod buyer;
 pub mod callbacks;
+pub mod cards;
 pub mod flood;
 mod screens;
 
@@ -108,6 +109,8 @@ pub enum State {
         draft: Draft,
         quote: PricedQuote,
     },
+    /// A virtual-card step waiting for the buyer ([`cards::CardStep`]).
+    Cards(cards::CardStep),
 }
 
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
@@ -143,18 +146,24 @@ pub struct Shop {
     pub providers: ProviderRegistry,
     pub pricing: Pricing,
     pub flood: flood::FloodGuard,
+    /// Virtual cards, when CryptoCardy and `KIOSK_SECRET_KEY` are configured.
+    pub cards: Option<Arc<crate::engine::cards::CardDesk>>,
 }
 
 impl Shop {
     pub fn new(config: Arc<Config>, store: Store, providers: ProviderRegistry) -> Self {
         let pricing = Pricing::new(config.pricing.clone(), config.fiat.as_ref());
         let flood = flood::FloodGuard::new(config.limits.flood_per_minute);
+        let cards =
+            crate::engine::cards::CardDesk::from_config(&config, &store, Default::default())
+                .map(Arc::new);
         Self {
             config,
             store,
             providers,
             pricing,
             flood,
+            cards,
         }
     }
 
@@ -197,6 +206,9 @@ pub fn dispatcher(
     engine: crate::engine::Engine,
 ) -> Dispatcher<KioskBot, HandlerError, DefaultKey> {
     let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(shop.store.clone());
+    if let Some(cards) = &shop.cards {
+        cards.start(bot.clone());
+    }
     Dispatcher::builder(bot, schema())
         .dependencies(dptree::deps![shop, storage, engine])
         .default_handler(|_| async {})

@@ -22,6 +22,7 @@
 //! it may or may not have reached the buyer, and it is *not* sent again (the goods stay
 //! stored with the order); the admins are told to check. At most once, never twice.
 
+pub mod cards;
 pub mod invoice;
 pub mod notify;
 pub mod payments;
