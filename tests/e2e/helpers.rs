@@ -8,8 +8,10 @@ use std::time::Duration;
 use kiosk::bot::{self, KioskBot, Shop};
 use kiosk::config::{Config, Env};
 use kiosk::engine::Engine;
+use kiosk::engine::cards::{CardDesk, CardDeskOptions};
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
+use kiosk::sandbox::cryptocardy::{self, CryptoCardySandbox, CryptoCardySandboxOptions};
 use kiosk::sandbox::fazercards::{self, FakeFazerCards, FakeOptions};
 use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
 use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
@@ -30,6 +32,9 @@ pub struct TestShop {
     pub fragment: FragmentSandbox,
     pub agent: AgentSandbox,
     pub fazercards: FakeFazerCards,
+    pub cryptocardy: CryptoCardySandbox,
+    /// The cards desk the next `start_bot` builds (short polls for tests).
+    pub card_options: CardDeskOptions,
     pub store: Store,
     pub dir: tempfile::TempDir,
     shutdown: Option<ShutdownToken>,
@@ -58,6 +63,7 @@ pub fn env_for(
         ("TELOXIDE_TOKEN", TOKEN.to_owned()),
         ("KIOSK_POLL_INTERVAL", "200ms".to_owned()),
         ("KIOSK_ADMINS", ADMIN.to_string()),
+        ("KIOSK_SECRET_KEY", "5a".repeat(32)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -82,6 +88,11 @@ balance_alert_below = "20"
 
 impl TestShop {
     pub async fn spawn() -> TestShop {
+        Self::spawn_with_cards(test_card_options()).await
+    }
+
+    /// The shop with its cards desk built from `card_options`.
+    pub async fn spawn_with_cards(card_options: CardDeskOptions) -> TestShop {
         let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
             .await
             .unwrap();
@@ -112,6 +123,12 @@ impl TestShop {
         )
         .await
         .unwrap();
+        let cryptocardy = cryptocardy::start(
+            "127.0.0.1:0".parse().unwrap(),
+            CryptoCardySandboxOptions::default(),
+        )
+        .await
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Self::open_store(&dir).await;
         let mut shop = TestShop {
@@ -119,6 +136,8 @@ impl TestShop {
             fragment,
             agent,
             fazercards,
+            cryptocardy,
+            card_options,
             store,
             dir,
             shutdown: None,
@@ -139,11 +158,15 @@ impl TestShop {
     }
 
     pub fn config(&self) -> Config {
-        let env = env_for(
+        let mut env = env_for(
             &self.fragment,
             &self.agent,
             &self.fazercards,
             &self.dir.path().join("kiosk.db"),
+        );
+        env.insert(
+            "KIOSK_CRYPTOCARDY_URL".to_owned(),
+            self.cryptocardy.base_url().to_string(),
         );
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
     }
@@ -162,7 +185,10 @@ impl TestShop {
         );
         let (events, receiver) = tokio::sync::mpsc::channel(64);
         engine.start(receiver);
-        let shop = Arc::new(Shop::new(config, self.store.clone(), providers));
+        let mut shop = Shop::new(config.clone(), self.store.clone(), providers);
+        shop.cards =
+            CardDesk::from_config(&config, &self.store, self.card_options.clone()).map(Arc::new);
+        let shop = Arc::new(shop);
         let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
         self.engine = Some((engine, events));
         self.shutdown = Some(dispatcher.shutdown_token());
@@ -224,6 +250,15 @@ impl TestShop {
     pub fn buyer(&self, id: i64, username: Option<&str>, lang: &str) -> SimUser {
         self.telegram.user(id, "Buyer", username, lang)
     }
+}
+
+/// Cards followed every 50 ms; details deleted after the default 60 s.
+pub fn test_card_options() -> CardDeskOptions {
+    let mut options = CardDeskOptions::default();
+    options.service.poll_interval = Duration::from_millis(50);
+    options.service.follow_timeout = Duration::from_secs(30);
+    options.client.timeout = Duration::from_secs(5);
+    options
 }
 
 /// Waits for a bot message in the user's chat whose body contains `needle`.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod buyer;
+mod cards;
 mod helpers;
 mod purchase;
 mod run_binary;
