@@ -224,6 +224,15 @@ pub fn add_menu_entry(shop: &Shop, lang: Language, screen: &mut Screen) {
     if shop.cards.is_none() {
         return;
     }
+    if shop.providers.shop_paid_families().is_empty() {
+        // Cards are for sale even when nothing else is.
+        screen.text = t!(
+            "buyer.menu",
+            locale = lang.code(),
+            shop = shop.config.shop.name
+        )
+        .into_owned();
+    }
     let row = vec![button(label(lang, "vcards.menu"), CardCallback::Home)];
     // Above My orders / Language / Help.
     let rows = &mut screen.keyboard.inline_keyboard;

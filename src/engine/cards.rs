@@ -130,7 +130,13 @@ impl CardDesk {
     /// no secret key to keep seeds encrypted with).
     pub fn from_config(config: &Config, store: &Store, options: CardDeskOptions) -> Option<Self> {
         let cardy = config.providers.cryptocardy.as_ref()?;
-        let key = config.secret_key.as_ref()?;
+        let Some(key) = config.secret_key.as_ref() else {
+            tracing::warn!(
+                "CryptoCardy is configured but KIOSK_SECRET_KEY is not: card seeds could not be \
+                 stored encrypted, so virtual cards are not offered"
+            );
+            return None;
+        };
         let client = match CryptoCardyClient::new(cardy.url.clone(), options.client.clone()) {
             Ok(client) => client,
             Err(error) => {
@@ -610,4 +616,51 @@ pub enum FundingError {
     Qr(String),
     #[error("telegram: {0}")]
     Telegram(RequestError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn desk(options: CardDeskOptions) -> CardDesk {
+        let store = Store::open_and_migrate("sqlite::memory:").await.unwrap();
+        let client = CryptoCardyClient::new(
+            "http://127.0.0.1:9/v1/api".parse().unwrap(),
+            options.client.clone(),
+        )
+        .unwrap();
+        let service = CardService::new(
+            store.clone(),
+            client.clone(),
+            Some(&crate::config::SecretKey([7; 32])),
+            options.service.clone(),
+        );
+        CardDesk::new(service, client, store, Language::En, options)
+    }
+
+    #[tokio::test]
+    async fn a_full_budget_means_wait_and_one_buyer_cannot_use_up_anothers_share() {
+        let mut options = CardDeskOptions::default();
+        options.client.limits.card_creations = Limit::per_minute(1);
+        options.buyer_limits.details = Limit::per_minute(1);
+        let desk = desk(options).await;
+
+        // The shop-wide creation budget is used up: nobody may issue, other calls go on.
+        assert_eq!(
+            desk.inner
+                .client
+                .limiter()
+                .try_acquire(Budget::CardCreations),
+            None
+        );
+        assert!(desk.admit(1, CardBudget::Issue).is_err());
+        assert!(desk.admit(2, CardBudget::Issue).is_err());
+        assert_eq!(desk.admit(1, CardBudget::Action), Ok(()));
+
+        // The buyer's own share of details: the second look waits, another buyer's not.
+        assert_eq!(desk.admit(1, CardBudget::Details), Ok(()));
+        let wait = desk.admit(1, CardBudget::Details).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60));
+        assert_eq!(desk.admit(2, CardBudget::Details), Ok(()));
+    }
 }
