@@ -223,16 +223,18 @@ async fn check(config: &Config) -> Result<(), CliError> {
     let mut silent = Vec::new();
     for id in enabled {
         println!("provider enabled: {id}");
+        if id == crate::providers::ProviderId::CryptoCardy {
+            // Cards are sold through the card desk, not the Provider trait.
+            if config.secret_key.is_some() {
+                println!("  virtual cards offered to buyers");
+            } else {
+                println!("  virtual cards not offered: KIOSK_SECRET_KEY is not set");
+            }
+            continue;
+        }
         if unsupported.contains(&id) {
             println!("  no adapter for {id} in this build yet: not selling through it");
             continue;
-        }
-        if id.checkout() == crate::providers::Checkout::BuyerPaid
-            && id != crate::providers::ProviderId::Cryptorefills
-        {
-            println!(
-                "  buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers"
-            );
         }
         let Some(provider) = registry.get(id) else {
             continue;
@@ -293,15 +295,12 @@ async fn run(config: Config) -> Result<(), CliError> {
 
     let (providers, unsupported) = ProviderRegistry::from_config(&config)
         .map_err(|e| CliError::Runtime(format!("setting up providers: {e}")))?;
-    for id in unsupported {
+    // CryptoCardy has no Provider adapter by design: the card desk sells its cards.
+    for id in unsupported
+        .into_iter()
+        .filter(|id| *id != crate::providers::ProviderId::CryptoCardy)
+    {
         tracing::warn!(provider = %id, "enabled, but this build has no adapter for it yet: not selling through it");
-    }
-    for id in config.providers.enabled() {
-        if id.checkout() == crate::providers::Checkout::BuyerPaid
-            && id != crate::providers::ProviderId::Cryptorefills
-        {
-            tracing::warn!(provider = %id, "buyer-paid (crypto) checkout is not in the dialogue yet: not offered to buyers");
-        }
     }
     let config = Arc::new(config);
     let engine = Engine::new(

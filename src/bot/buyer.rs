@@ -225,6 +225,7 @@ pub(super) async fn show_menu(
     let families = shop.providers.shop_paid_families();
     let mut screen = screens::menu(lang, &shop.config.shop.name, &families);
     super::crypto::add_menu_entries(shop, lang, &mut screen);
+    super::cards::add_menu_entry(shop, lang, &mut screen);
     show(bot, target, screen).await
 }
 
@@ -863,6 +864,9 @@ pub async fn on_text(
                 }
             }
         }
+        State::Cards(step) => {
+            super::cards::on_text(&bot, &shop, &dialogue, &user, chat, step, text).await
+        }
         State::Start
         | State::Offers { .. }
         | State::ConfirmRecipient { .. }
@@ -987,6 +991,9 @@ pub async fn on_callback(
                 Ok(())
             }
         };
+    }
+    if let Callback::Card(action) = callback {
+        return super::cards::on_callback(bot, shop, dialogue, state, q, action).await;
     }
     acknowledge(&bot, &q);
     match (callback, state) {

@@ -35,6 +35,8 @@ pub enum Callback {
     Language,
     SetLanguage(Language),
     Help,
+    /// A virtual-card button (`vc:…`, grammar in [`super::cards::CardCallback`]).
+    Card(super::cards::CardCallback),
 }
 
 impl Callback {
@@ -56,6 +58,7 @@ impl Callback {
             Self::Language => "lang".into(),
             Self::SetLanguage(l) => format!("l:{}", l.code()),
             Self::Help => "help".into(),
+            Self::Card(card) => card.encode(),
         }
     }
 
@@ -63,6 +66,9 @@ impl Callback {
     pub fn parse(data: &str) -> Option<Self> {
         if data.is_empty() || data.len() > MAX_CALLBACK_BYTES {
             return None;
+        }
+        if let Some(body) = data.strip_prefix(super::cards::CardCallback::PREFIX) {
+            return super::cards::CardCallback::parse(body).map(Self::Card);
         }
         let (tag, arg) = data.split_once(':').unwrap_or((data, ""));
         let number = |text: &str| -> Option<u64> {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod buyer;
 pub mod callbacks;
+pub mod cards;
 pub mod crypto;
 pub mod flood;
 mod screens;
@@ -114,6 +115,8 @@ pub enum State {
     },
     /// In the buyer-paid crypto checkout (see [`crypto`]).
     Crypto(crypto::CryptoState),
+    /// A virtual-card step waiting for the buyer ([`cards::CardStep`]).
+    Cards(cards::CardStep),
 }
 
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
@@ -152,6 +155,8 @@ pub struct Shop {
     /// /language choices, read on every update and written rarely: cached so a tap costs
     /// no query for it. Only this process writes them ([`Shop::set_language`]).
     languages: DashMap<i64, Option<Language>>,
+    /// Virtual cards, when CryptoCardy and `KIOSK_SECRET_KEY` are configured.
+    pub cards: Option<Arc<crate::engine::cards::CardDesk>>,
 }
 
 /// Past this many cached language choices the cache starts over, so it cannot grow with
@@ -162,6 +167,9 @@ impl Shop {
     pub fn new(config: Arc<Config>, store: Store, providers: ProviderRegistry) -> Self {
         let pricing = Pricing::new(config.pricing.clone(), config.fiat.as_ref());
         let flood = flood::FloodGuard::new(config.limits.flood_per_minute);
+        let cards =
+            crate::engine::cards::CardDesk::from_config(&config, &store, Default::default())
+                .map(Arc::new);
         Self {
             config,
             store,
@@ -169,6 +177,7 @@ impl Shop {
             pricing,
             flood,
             languages: DashMap::new(),
+            cards,
         }
     }
 
@@ -231,6 +240,9 @@ pub fn dispatcher(
     engine: crate::engine::Engine,
 ) -> Dispatcher<KioskBot, HandlerError, DefaultKey> {
     let storage: Arc<DialogueStorage<State>> = DialogueStorage::new(shop.store.clone());
+    if let Some(cards) = &shop.cards {
+        cards.start(bot.clone());
+    }
     Dispatcher::builder(bot, schema())
         .dependencies(dptree::deps![shop, storage, engine])
         .default_handler(|_| async {})

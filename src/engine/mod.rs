@@ -23,6 +23,7 @@
 //! stored with the order); the admins are told to check. At most once, never twice.
 
 pub mod buyer_paid;
+pub mod cards;
 pub mod invoice;
 pub mod notify;
 pub mod payments;

@@ -117,6 +117,14 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
+    /// Records a grant without waiting: `None` when there was room, otherwise how long
+    /// until there is (nothing recorded then). For callers that tell a person to wait
+    /// rather than hold them.
+    pub fn try_acquire(&self, category: K) -> Option<Duration> {
+        let limit = self.limit_of(&category)?;
+        self.try_acquire_at(&category, limit, Instant::now())
+    }
+
     /// Records a grant and returns `None` when there is room; otherwise returns how long
     /// to wait before the oldest grant leaves the window.
     fn try_acquire_at(&self, category: &K, limit: Limit, now: Instant) -> Option<Duration> {

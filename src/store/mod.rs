@@ -3,6 +3,7 @@
 //! database; money and times are converted in [`codec`] only.
 
 pub mod admin;
+pub mod card_messages;
 pub mod cards;
 pub mod codec;
 pub mod crypto;

@@ -8,8 +8,10 @@ use std::time::Duration;
 use kiosk::bot::{self, KioskBot, Shop};
 use kiosk::config::{Config, Env};
 use kiosk::engine::Engine;
+use kiosk::engine::cards::{CardDesk, CardDeskOptions};
 use kiosk::providers::ProviderRegistry;
 use kiosk::sandbox::agent::{self, AgentSandbox, AgentSandboxOptions};
+use kiosk::sandbox::cryptocardy::{self, CryptoCardySandbox, CryptoCardySandboxOptions};
 use kiosk::sandbox::cryptorefills::{self, CryptorefillsSandbox, CryptorefillsSandboxOptions};
 use kiosk::sandbox::fazercards::{self, FakeFazerCards, FakeOptions};
 use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
@@ -34,6 +36,9 @@ pub struct TestShop {
     /// Configured only by [`TestShop::spawn_with_cryptorefills`].
     pub cryptorefills: CryptorefillsSandbox,
     crypto: bool,
+    pub cryptocardy: CryptoCardySandbox,
+    /// The cards desk the next `start_bot` builds (short polls for tests).
+    pub card_options: CardDeskOptions,
     pub store: Store,
     pub dir: tempfile::TempDir,
     shutdown: Option<ShutdownToken>,
@@ -62,6 +67,7 @@ pub fn env_for(
         ("TELOXIDE_TOKEN", TOKEN.to_owned()),
         ("KIOSK_POLL_INTERVAL", "200ms".to_owned()),
         ("KIOSK_ADMINS", ADMIN.to_string()),
+        ("KIOSK_SECRET_KEY", "5a".repeat(32)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -86,15 +92,20 @@ balance_alert_below = "20"
 
 impl TestShop {
     pub async fn spawn() -> TestShop {
-        Self::spawn_with(false).await
+        Self::spawn_with(false, test_card_options()).await
     }
 
     /// The shop with Cryptorefills (its fake) enabled as well.
     pub async fn spawn_with_cryptorefills() -> TestShop {
-        Self::spawn_with(true).await
+        Self::spawn_with(true, test_card_options()).await
     }
 
-    async fn spawn_with(crypto: bool) -> TestShop {
+    /// The shop with its cards desk built from `card_options`.
+    pub async fn spawn_with_cards(card_options: CardDeskOptions) -> TestShop {
+        Self::spawn_with(false, card_options).await
+    }
+
+    async fn spawn_with(crypto: bool, card_options: CardDeskOptions) -> TestShop {
         let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
             .await
             .unwrap();
@@ -134,6 +145,12 @@ impl TestShop {
         )
         .await
         .unwrap();
+        let cryptocardy = cryptocardy::start(
+            "127.0.0.1:0".parse().unwrap(),
+            CryptoCardySandboxOptions::default(),
+        )
+        .await
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Self::open_store(&dir).await;
         let mut shop = TestShop {
@@ -143,6 +160,8 @@ impl TestShop {
             fazercards,
             cryptorefills,
             crypto,
+            cryptocardy,
+            card_options,
             store,
             dir,
             shutdown: None,
@@ -180,6 +199,10 @@ impl TestShop {
                 refills.partner_id().into(),
             );
         }
+        env.insert(
+            "KIOSK_CRYPTOCARDY_URL".to_owned(),
+            self.cryptocardy.base_url().to_string(),
+        );
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
     }
 
@@ -197,7 +220,10 @@ impl TestShop {
         );
         let (events, receiver) = tokio::sync::mpsc::channel(64);
         engine.start(receiver);
-        let shop = Arc::new(Shop::new(config, self.store.clone(), providers));
+        let mut shop = Shop::new(config.clone(), self.store.clone(), providers);
+        shop.cards =
+            CardDesk::from_config(&config, &self.store, self.card_options.clone()).map(Arc::new);
+        let shop = Arc::new(shop);
         let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
         self.engine = Some((engine, events));
         self.shutdown = Some(dispatcher.shutdown_token());
@@ -259,6 +285,15 @@ impl TestShop {
     pub fn buyer(&self, id: i64, username: Option<&str>, lang: &str) -> SimUser {
         self.telegram.user(id, "Buyer", username, lang)
     }
+}
+
+/// Cards followed every 50 ms; details deleted after the default 60 s.
+pub fn test_card_options() -> CardDeskOptions {
+    let mut options = CardDeskOptions::default();
+    options.service.poll_interval = Duration::from_millis(50);
+    options.service.follow_timeout = Duration::from_secs(30);
+    options.client.timeout = Duration::from_secs(5);
+    options
 }
 
 /// Waits for a bot message in the user's chat whose body contains `needle`.
