@@ -18,7 +18,7 @@ use crate::bot::HandlerResult;
 use crate::config::{Config, Language};
 use crate::domain::{Currency, Money, OrderStatus, ProductFamily};
 use crate::pricing::Pricing;
-use crate::providers::ProviderId;
+use crate::providers::{Checkout, ProviderId};
 use crate::store::StatsOrder;
 
 /// Products listed under "top products".
@@ -91,6 +91,9 @@ pub struct Stats {
     pub top: Vec<(String, u32)>,
     pub admin_orders: u32,
     pub admin_cost_usd: Decimal,
+    /// Completed crypto orders (Cryptorefills): the buyer paid the provider directly, so
+    /// they are no revenue of the shop and stay out of the sums.
+    pub buyer_paid_orders: u32,
     /// Orders whose price or cost could not be converted to USD (left out of the sums).
     pub unconverted: u32,
 }
@@ -123,6 +126,11 @@ impl Stats {
                     Some(cost) => stats.admin_cost_usd += cost,
                     None => stats.unconverted += 1,
                 }
+                continue;
+            }
+            if order.provider.checkout() == Checkout::BuyerPaid {
+                stats.buyer_paid_orders += 1;
+                *products.entry(order.product_title.clone()).or_default() += 1;
                 continue;
             }
             *stats
@@ -260,6 +268,14 @@ impl Stats {
                 usd = usd(self.admin_cost_usd)
             ));
         }
+        if self.buyer_paid_orders > 0 {
+            text.push_str("\n\n");
+            text.push_str(&t!(
+                "admin.stats.buyer_paid_orders",
+                locale = l,
+                count = self.buyer_paid_orders
+            ));
+        }
         if self.unconverted > 0 {
             text.push_str("\n\n");
             text.push_str(&t!(
@@ -362,10 +378,22 @@ mod tests {
                 ton("1.55"),
                 Some(9),
             ),
+            // Paid by the buyer to Cryptorefills in USDC: not the shop's revenue.
+            order(
+                ProductFamily::MobileTopup,
+                ProviderId::Cryptorefills,
+                "Mobile top-up",
+                OrderStatus::Completed,
+                Money::parse("10.20", "USDC").unwrap(),
+                Money::parse("10.20", "USDC").unwrap(),
+                None,
+            ),
         ];
         let stats = Stats::compute(&config, &pricing, &orders);
-        assert_eq!(stats.orders, 5);
-        assert_eq!(stats.by_status["completed"], 4);
+        assert_eq!(stats.orders, 6);
+        assert_eq!(stats.by_status["completed"], 5);
+        assert_eq!(stats.buyer_paid_orders, 1);
+        assert_eq!(stats.revenue.len(), 1, "{:?}", stats.revenue);
         assert_eq!(stats.by_status["refunded"], 1);
         assert_eq!(stats.revenue[&Currency::stars()], Decimal::new(1750, 0));
         // 1750 Stars × 0.013 = 22.75 USD; cost 4.65 + 2.325 + 10 = 16.975 USD.
