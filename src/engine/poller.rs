@@ -2,16 +2,19 @@
 //! takes up every order that is not terminal (newest first), drives each one that is
 //! due (a backoff per order: a fresh order is asked often, an old one less), expires
 //! unpaid orders past their deadline, alerts on stuck and parked orders, and refunds
-//! payments that matched no order. Provider events (webhooks) drive their order at
+//! payments that matched no order. Telegram's Star ledger is read at start, every
+//! `limits.star_reconcile_interval` and before unpaid orders expire ([`super::reconcile`]).
+//! Provider events (webhooks) drive their order at
 //! once, through the same [`Engine::drive`] — so a webhook and a poll that race end
 //! in one transition and one announcement.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Engine, SWEEP_CONCURRENCY};
 use crate::domain::OrderStatus;
@@ -29,8 +32,20 @@ pub(crate) async fn run(
         return;
     }
     engine.recover_unsent_notices().await;
+    // Payments whose update was lost before the last stop are applied before the first
+    // sweep could expire their orders.
+    engine.reconcile_stars_logged().await;
     let mut ticker = tokio::time::interval(engine.inner.config.limits.poll_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let every = engine
+        .inner
+        .config
+        .limits
+        .star_reconcile_interval
+        .max(Duration::from_millis(10));
+    let mut ledger = tokio::time::interval_at(Instant::now() + every, every);
+    ledger.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reconciling: Option<JoinHandle<()>> = None;
     let mut sweeping: Option<JoinHandle<()>> = None;
     let mut events_open = true;
     loop {
@@ -48,6 +63,14 @@ pub(crate) async fn run(
                 }
                 None => events_open = false,
             },
+            _ = ledger.tick() => {
+                if reconciling.as_ref().is_none_or(JoinHandle::is_finished) {
+                    let reader = engine.clone();
+                    reconciling = Some(engine.spawn_tracked(async move {
+                        reader.reconcile_stars_logged().await;
+                    }));
+                }
+            }
             _ = ticker.tick() => {
                 if sweeping.as_ref().is_none_or(JoinHandle::is_finished) {
                     let sweeper = engine.clone();
@@ -88,6 +111,25 @@ pub(crate) async fn sweep(engine: &Engine) {
         }
     };
     let now = Utc::now();
+    // Before an unpaid order expires, Telegram's ledger may say it was paid after all.
+    let expiring = orders
+        .iter()
+        .any(|o| o.status == OrderStatus::AwaitingPayment && o.payment_deadline <= now);
+    let orders = if expiring {
+        engine.reconcile_stars_logged().await;
+        match store
+            .orders_with_status(&Engine::open_statuses(), SWEEP_LIMIT)
+            .await
+        {
+            Ok(orders) => orders,
+            Err(error) => {
+                tracing::warn!(%error, "reading open orders");
+                return;
+            }
+        }
+    } else {
+        orders
+    };
     let permits = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
     let mut drives = JoinSet::new();
     for order in orders {

@@ -7,6 +7,7 @@ pub mod cards;
 pub mod codec;
 pub mod dialogues;
 pub mod engine;
+pub mod ledger;
 pub mod orders;
 pub mod payments;
 pub mod users;

@@ -7,6 +7,7 @@ mod support;
 mod failures;
 mod invariants;
 mod kill;
+mod ledger;
 mod precheckout;
 mod purchase;
 mod race;
