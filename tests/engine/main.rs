@@ -8,6 +8,7 @@ mod failures;
 mod invariants;
 mod kill;
 mod ledger;
+mod poll_list;
 mod precheckout;
 mod purchase;
 mod race;
