@@ -364,10 +364,11 @@ impl FakeFazerCards {
         moved
     }
 
-    /// The instants at which requests of a rate category (`order_status`, `catalog`,
-    /// `create_order`, `account`, `payment`, `other`) were let through, and how many were
-    /// answered 429 for exceeding its budget. Empty when limits are not enforced.
-    pub fn rate_log(&self, category: &str) -> (Vec<Instant>, usize) {
+    /// The requests of a rate category (`order_status`, `catalog`, `create_order`,
+    /// `account`, `payment`, `other`) that were let through (instant, path after
+    /// `/api/v2`), and how many were answered 429 for exceeding its budget. Empty when
+    /// limits are not enforced.
+    pub fn rate_log(&self, category: &str) -> (Vec<(Instant, String)>, usize) {
         let state = self.shared.state();
         let granted = state
             .granted
@@ -500,7 +501,7 @@ struct FakeState {
     requests: HashMap<String, usize>,
     windows: HashMap<&'static str, VecDeque<Instant>>,
     /// Every grant per rate category (for benchmarks: the busiest 60 s window).
-    granted: HashMap<&'static str, Vec<Instant>>,
+    granted: HashMap<&'static str, Vec<(Instant, String)>>,
     /// 429s answered because a category's budget was exceeded.
     rejected: HashMap<&'static str, usize>,
 }
@@ -1696,7 +1697,11 @@ async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
             return too_many(Duration::from_secs(wait.as_secs().max(1)));
         }
         q.push_back(now);
-        state.granted.entry(category).or_default().push(now);
+        state
+            .granted
+            .entry(category)
+            .or_default()
+            .push((now, path.clone()));
     }
 
     let response = next.run(req).await;
