@@ -180,7 +180,7 @@ async fn main() {
     engine.start(events_rx);
 
     // The provider finishes orders as time goes on, oldest and newest alike.
-    let mut finished: Vec<(String, Instant)> = Vec::new();
+    let mut finished: Vec<(String, chrono::DateTime<Utc>)> = Vec::new();
     let mut next = 0usize;
     while wall.elapsed() < run_for {
         tokio::time::sleep(settle_every).await;
@@ -188,19 +188,21 @@ async fn main() {
         let pick = (next * 7_919) % references.len().max(1);
         next += 1;
         if fake.finish_order(&references[pick]) {
-            finished.push((references[pick].clone(), Instant::now()));
+            finished.push((references[pick].clone(), Utc::now()));
         }
     }
     let elapsed = started.elapsed();
     engine.shutdown().await;
 
     let (granted, rejected) = fake.rate_log("order_status");
-    let instants: Vec<tokio::time::Instant> = granted.iter().map(|(t, _)| *t).collect();
-    let lists: Vec<tokio::time::Instant> = granted
+    let mut instants: Vec<tokio::time::Instant> = granted.iter().map(|(t, _)| *t).collect();
+    instants.sort();
+    let mut lists: Vec<tokio::time::Instant> = granted
         .iter()
         .filter(|(_, path)| path == "/orders")
         .map(|(t, _)| *t)
         .collect();
+    lists.sort();
     let singles = granted.len() - lists.len();
     let all_429: usize = [
         "order_status",
@@ -215,14 +217,17 @@ async fn main() {
     .sum();
 
     let mut settled = 0usize;
-    for (reference, _) in &finished {
+    let mut noticed: Vec<Duration> = Vec::new();
+    for (reference, at) in &finished {
         if let Some(id) = by_reference.get(reference)
             && let Ok(Some(order)) = store.order(*id).await
             && order.status == OrderStatus::Completed
         {
             settled += 1;
+            noticed.push((order.updated_at - *at).to_std().unwrap_or_default());
         }
     }
+    noticed.sort();
     let still_open = store
         .orders_with_status(&[OrderStatus::Processing], u32::MAX)
         .await
@@ -249,11 +254,34 @@ async fn main() {
         finished.len(),
         still_open
     );
-    if lists.len() >= pages_per_sweep {
-        let sweep = lists[pages_per_sweep - 1].duration_since(lists[0]);
+    if let (Some(first), Some(last)) = (noticed.first(), noticed.last()) {
         println!(
-            "full sweep of {open_orders} orders ({pages_per_sweep} list pages): {sweep:.1?} (measured: first to {pages_per_sweep}th page)"
+            "provider finished → order completed by the poller alone: median {:.1?}, min {first:.1?}, max {last:.1?}",
+            noticed[noticed.len() / 2]
         );
+    }
+    if lists.len() >= pages_per_sweep {
+        let sweeps: Vec<String> = lists
+            .chunks_exact(pages_per_sweep)
+            .map(|pages| format!("{:.1?}", pages[pages.len() - 1].duration_since(pages[0])))
+            .collect();
+        println!(
+            "full sweeps of {open_orders} orders ({pages_per_sweep} list pages each), measured: {}",
+            sweeps.join(", ")
+        );
+        // The first sweep enjoys an empty 60 s window; after it the pace is the share.
+        if let Some(end) = lists.last() {
+            let recent = lists
+                .iter()
+                .filter(|t| end.duration_since(**t) < WINDOW)
+                .count();
+            if lists.len() > recent && recent > 1 {
+                println!(
+                    "steady state: {recent} list pages in the last 60 s → a full sweep every {:.0} s (computed)",
+                    pages_per_sweep as f64 * 60.0 / recent as f64
+                );
+            }
+        }
     } else if lists.len() >= 2 {
         let span = lists[lists.len() - 1].duration_since(lists[0]);
         let per_page = span.as_secs_f64() / (lists.len() - 1) as f64;
