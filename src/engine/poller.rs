@@ -203,8 +203,8 @@ async fn spawn_drive(
 /// Open orders of one provider: where it lists its orders, page through the list
 /// (newest first, paced by the adapter inside its status budget) and ask
 /// `order_status` only about orders the list shows finished; every order the list did
-/// not cover (no list, an error, past the page cap) is asked on its own, when its
-/// backoff says it is due.
+/// not cover (no list, past the page cap) is asked on its own, when its backoff says
+/// it is due. A list that fails is read again by the next sweep.
 async fn poll_by_list(
     engine: &Engine,
     provider_id: ProviderId,
@@ -222,8 +222,10 @@ async fn poll_by_list(
                 Ok(Some(listed)) => listed,
                 Ok(None) => break,
                 Err(error) => {
+                    // The next sweep reads the list again; falling back to one call per
+                    // order now would spend the whole status budget on a hiccup.
                     tracing::warn!(provider = %provider_id, page, %error, "reading the provider's order list");
-                    break;
+                    return;
                 }
             };
             for (reference, in_progress) in listed.orders {

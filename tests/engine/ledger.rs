@@ -18,6 +18,16 @@ fn foreign(id: &str, payload: &str, user_id: i64, incoming: bool) -> StarTransac
     }
 }
 
+/// Waits for the engine's start-up read of the ledger, so a payment made afterwards is
+/// found only by the run a test asks for.
+async fn ledger_read_at_start(world: &World) {
+    world
+        .fake
+        .wait_until(|f| !f.calls_to("getStarTransactions").is_empty(), WAIT)
+        .await
+        .expect("the start-up read of the ledger");
+}
+
 /// The ARCHITECTURE's known gap: the bot dies after Telegram took the update batch.
 #[tokio::test]
 async fn a_lost_payment_update_completes_the_order_once_after_restart() {
@@ -25,6 +35,7 @@ async fn a_lost_payment_update_completes_the_order_once_after_restart() {
     let running = world
         .run(world.registry(vec![world.fragment_provider()]))
         .await;
+    ledger_read_at_start(&world).await;
     let buyer = world.buyer(60, "en");
     let order = world.stars_order(&buyer, "@lost_update", 100, 500).await;
     let invoice = world.invoice(&order).await;
@@ -73,6 +84,7 @@ async fn a_payment_seen_by_both_paths_buys_once() {
     let running = world
         .run(world.registry(vec![world.fragment_provider()]))
         .await;
+    ledger_read_at_start(&world).await;
 
     // The update arrives first; the ledger then finds the charge recorded.
     let buyer = world.buyer(61, "en");
@@ -196,6 +208,7 @@ async fn a_lost_payment_for_no_payable_order_is_refunded() {
     let running = world
         .run(world.registry(vec![world.fragment_provider()]))
         .await;
+    ledger_read_at_start(&world).await;
     let buyer = world.buyer(63, "en");
     let order = world.stars_order(&buyer, "@wrong_price", 50, 300).await;
     let invoice = world.invoice(&order).await;
@@ -255,9 +268,12 @@ async fn a_lost_payment_made_before_the_deadline_is_applied_after_it() {
     }
     let report = engine.reconcile_stars().await.expect("reconcile");
     assert_eq!(report.applied, 1, "{report:?}");
-    engine.drive(order.id).await;
-    let moved = world.order(order.id).await.status;
-    // Paid and handed to the provider (no poller runs here to finish it).
+    // Paid, and handed to the provider by the drive the payment started (no poller
+    // runs here to finish it).
+    let moved = world
+        .wait_status_not(order.id, OrderStatus::Paid)
+        .await
+        .status;
     assert!(
         matches!(
             moved,

@@ -136,3 +136,40 @@ async fn open_orders_are_polled_through_the_order_list() {
     assert_eq!(rejected, 0);
     engine.shutdown().await;
 }
+
+/// A list that fails is read again by the next sweep: no fall back to one status call
+/// per open order, which would spend the whole budget on a hiccup.
+#[tokio::test]
+async fn a_failing_order_list_does_not_turn_into_single_calls() {
+    let world = World::new().await;
+    let fake = fazercards::start("127.0.0.1:0".parse().expect("addr"), FakeOptions::default())
+        .await
+        .expect("fazercards fake");
+    let buyer = world.buyer(71, "en");
+    let references = fake.seed_processing_orders(120);
+    for reference in &references {
+        processing_order(&world.store, buyer.id(), reference).await;
+    }
+    let engine = world.engine(world.registry(vec![provider(&fake)]));
+    fake.inject_server_error(Some("/orders"), 4);
+
+    engine.sweep().await;
+    assert_eq!(
+        fake.request_count("GET", "/orders"),
+        4,
+        "the client's attempts"
+    );
+    let singles: usize = references
+        .iter()
+        .map(|r| fake.request_count("GET", &format!("/orders/{r}")))
+        .sum();
+    assert_eq!(singles, 0);
+
+    engine.sweep().await;
+    assert_eq!(
+        fake.request_count("GET", "/orders"),
+        6,
+        "two pages next time"
+    );
+    engine.shutdown().await;
+}
