@@ -135,6 +135,8 @@ pub struct LimitsConfig {
     pub flood_per_minute: u32,
     /// How long an order may stay with a provider before the admins are alerted.
     pub fulfilment_alert_after: Duration,
+    /// How often Telegram's Star ledger is read for payments whose update was lost.
+    pub star_reconcile_interval: Duration,
 }
 
 /// A 32-byte key (hex in the environment) that encrypts stored secrets.
@@ -323,6 +325,7 @@ struct FileLimits {
     poll_interval: Option<String>,
     flood_per_minute: Option<u32>,
     fulfilment_alert_after: Option<String>,
+    star_reconcile_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -821,6 +824,12 @@ impl Config {
                 "fulfilment_alert_after",
                 file.fulfilment_alert_after.as_deref(),
                 Duration::from_secs(30 * 60),
+            )?,
+            star_reconcile_interval: duration(
+                "KIOSK_STAR_RECONCILE_INTERVAL",
+                "star_reconcile_interval",
+                file.star_reconcile_interval.as_deref(),
+                Duration::from_secs(5 * 60),
             )?,
         })
     }

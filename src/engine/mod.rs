@@ -8,6 +8,7 @@
 //!   reply, a reconcile, a poll, a webhook), refunds, expiry, announcements.
 //! - [`poller`]: one background task that takes up every open order at start and on a
 //!   schedule (newest first, backoff per order) and applies provider events at once.
+//! - [`reconcile`]: Telegram's Star ledger read for payments whose update was lost.
 //! - [`invoice`]: the Stars invoice the dialogue sends ([`invoice::send_invoice`]).
 //! - [`notify`]: every message the engine writes, from `locales/` (`engine.*`).
 //!
@@ -28,6 +29,7 @@ pub mod invoice;
 pub mod notify;
 pub mod payments;
 pub mod poller;
+pub mod reconcile;
 pub mod settle;
 pub mod submit;
 
@@ -161,6 +163,8 @@ pub(crate) struct Inner {
     poller: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Signalled after each completed order (the admins' balance watch listens).
     completed: Notify,
+    /// One Star-ledger reconciliation at a time ([`reconcile`]).
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -200,6 +204,7 @@ impl Engine {
                 stop,
                 poller: std::sync::Mutex::new(None),
                 completed: Notify::new(),
+                reconciling: tokio::sync::Mutex::new(()),
             }),
         }
     }

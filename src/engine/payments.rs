@@ -3,7 +3,7 @@
 //! once ([`Store::apply_payment`]) and hands the order to the engine, or, when it pays
 //! for no payable order, is refunded at once.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rust_i18n::t;
 use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
@@ -177,15 +177,27 @@ impl Engine {
             invoice_payload: payment.invoice_payload.clone(),
             order_id: parse_payload(&payment.invoice_payload),
         };
+        self.record_payment(&new, Utc::now()).await;
+    }
+
+    /// The one path of a Stars or fiat payment, from a `successful_payment` update or
+    /// from Telegram's Star ledger ([`super::reconcile`]): recorded once (UNIQUE charge
+    /// id; the order's deadline compared with `paid_at`), then the order is driven; a
+    /// replay changes nothing; a payment for no payable order is refunded. Returns
+    /// false when the payment could not be recorded (the admins were alerted).
+    pub(crate) async fn record_payment(&self, new: &NewPayment, paid_at: DateTime<Utc>) -> bool {
+        let buyer = new.buyer_id;
+        let charge = new.telegram_payment_charge_id.clone();
         // Telegram sends the update once: keep trying to record it rather than lose it.
-        let mut outcome = self.inner.store.apply_payment(&new).await;
+        let mut outcome = self.inner.store.apply_payment_at(new, paid_at).await;
         for attempt in 1..=5u32 {
             if outcome.is_ok() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
-            outcome = self.inner.store.apply_payment(&new).await;
+            outcome = self.inner.store.apply_payment_at(new, paid_at).await;
         }
+        let recorded = outcome.is_ok();
         match outcome {
             Ok(PaymentOutcome::Paid(order)) => {
                 tracing::info!(%order, %charge, "payment recorded");
@@ -224,6 +236,7 @@ impl Engine {
                 .await;
             }
         }
+        recorded
     }
 
     /// `refundStarPayment`; a charge refunded before counts as done.

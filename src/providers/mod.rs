@@ -420,6 +420,16 @@ pub struct ProviderEvent {
     pub provider_order_id: String,
 }
 
+/// One page of a provider's own order list ([`Provider::order_list_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderListPage {
+    /// Each order on the page: its provider order id and whether it is still in
+    /// progress (`false`: finished, worth one `order_status` call for the details).
+    pub orders: Vec<(String, bool)>,
+    /// No page after this one.
+    pub last: bool,
+}
+
 /// One balance line of a provider account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Balance {
@@ -481,6 +491,15 @@ pub trait Provider: Send + Sync {
     ) -> Result<ProviderOrderStatus, ProviderError>;
 
     async fn balances(&self) -> Result<Vec<Balance>, ProviderError>;
+
+    /// Page `page` (1-based, newest first) of the provider's own order list, where it
+    /// has one: lets the poller see many open orders per status call and ask
+    /// [`Provider::order_status`] only about those that finished. The adapter paces
+    /// these calls inside its status budget, leaving room for single status calls.
+    /// `Ok(None)`: no such list; the poller asks order by order.
+    async fn order_list_page(&self, _page: u32) -> Result<Option<OrderListPage>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// The enabled providers, and which to ask first for each family.

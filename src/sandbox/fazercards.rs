@@ -41,7 +41,9 @@
 //!   Deliveries are sequential and retried after [`FakeOptions::webhook_retry_delays`].
 //!
 //! Test knobs on the handle: order delay, fail / refund the next order, inject 429 / 5xx /
-//! hangs / malformed JSON on a path, set the balance, counters of orders and requests.
+//! hangs / malformed JSON on a path, set the balance, counters of orders and requests;
+//! for benchmarks, open orders seeded in bulk, finished on demand, and a log of the
+//! requests let through per rate category with the count of 429s.
 //! Not modelled: payments, subscription changes, `/account/webhook` settings.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -312,6 +314,77 @@ impl FakeFazerCards {
         state.order(order_id).map(|o| o.status.clone())
     }
 
+    /// Bench and test knob: `count` top-up orders already `processing`, as a busy
+    /// account holds them (no HTTP call, no rate budget, no timer: they stay open until
+    /// [`FakeFazerCards::finish_order`]). Their ids, oldest first.
+    pub fn seed_processing_orders(&self, count: usize) -> Vec<String> {
+        let mut state = self.shared.state();
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            state.next_order += 1;
+            let id = format!("ord-{}", state.next_order);
+            let charge = Decimal::new(199, 2);
+            let debit_tx = state.push_tx("debit", -charge, format!("Order {id}"));
+            let now = Utc::now();
+            let order = Order {
+                id: id.clone(),
+                kind: "topup",
+                status: "processing".into(),
+                created_at: now,
+                completed_at: None,
+                history: vec![("created".into(), now), ("processing".into(), now)],
+                fail_reason: None,
+                charged: charge,
+                debit_tx,
+                refund_tx: None,
+                cards: Vec::new(),
+                keys: Vec::new(),
+                goods: Goods::None,
+                code_prefix: "",
+                stock: None,
+                outcome: Outcome::Complete,
+                details: Map::new(),
+                chat: Vec::new(),
+                chat_enabled: false,
+            };
+            let position = state.orders.len();
+            state.index.insert(id.clone(), position);
+            state.orders.push(order);
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Moves an open order to its planned terminal status now (webhook events are sent
+    /// when a target is set). False for an unknown or already finished order.
+    pub fn finish_order(&self, order_id: &str) -> bool {
+        let events = finish(&mut self.shared.state(), order_id);
+        let moved = !events.is_empty();
+        self.shared.emit(events);
+        moved
+    }
+
+    /// The requests of a rate category (`order_status`, `catalog`, `create_order`,
+    /// `account`, `payment`, `other`) that were let through (instant, path after
+    /// `/api/v2`), and how many were answered 429 for exceeding its budget. Empty when
+    /// limits are not enforced.
+    pub fn rate_log(&self, category: &str) -> (Vec<(Instant, String)>, usize) {
+        let state = self.shared.state();
+        let granted = state
+            .granted
+            .iter()
+            .find(|(k, _)| **k == category)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let rejected = state
+            .rejected
+            .iter()
+            .find(|(k, _)| **k == category)
+            .map(|(_, v)| *v)
+            .unwrap_or(0);
+        (granted, rejected)
+    }
+
     /// Requests seen for `method` + `path` (after `/api/v2`), faulted ones included.
     pub fn request_count(&self, method: &str, path: &str) -> usize {
         let key = format!("{} {}", method.to_ascii_uppercase(), path);
@@ -427,6 +500,10 @@ struct FakeState {
     disabled: HashSet<String>,
     requests: HashMap<String, usize>,
     windows: HashMap<&'static str, VecDeque<Instant>>,
+    /// Every grant per rate category (for benchmarks: the busiest 60 s window).
+    granted: HashMap<&'static str, Vec<(Instant, String)>>,
+    /// 429s answered because a category's budget was exceeded.
+    rejected: HashMap<&'static str, usize>,
 }
 
 impl FakeState {
@@ -511,6 +588,8 @@ impl Shared {
                 disabled: HashSet::new(),
                 requests: HashMap::new(),
                 windows: HashMap::new(),
+                granted: HashMap::new(),
+                rejected: HashMap::new(),
             }),
             faults: Mutex::new(Vec::new()),
             webhook,
@@ -1613,10 +1692,16 @@ async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
                 .front()
                 .map(|t| (*t + window).saturating_duration_since(now))
                 .unwrap_or(window);
+            *state.rejected.entry(category).or_insert(0) += 1;
             drop(state);
             return too_many(Duration::from_secs(wait.as_secs().max(1)));
         }
         q.push_back(now);
+        state
+            .granted
+            .entry(category)
+            .or_default()
+            .push((now, path.clone()));
     }
 
     let response = next.run(req).await;

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod crypto;
 pub mod dialogues;
 pub mod engine;
+pub mod ledger;
 pub mod orders;
 pub mod payments;
 pub mod users;

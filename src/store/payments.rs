@@ -1,7 +1,7 @@
 //! Telegram payments. A `successful_payment` is applied once: the charge id is
 //! UNIQUE, and recording it and marking the order paid happen in one transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::codec::{amount_to_text, to_millis};
 use super::{Store, StoreError};
@@ -31,7 +31,19 @@ pub enum PaymentOutcome {
 
 impl Store {
     pub async fn apply_payment(&self, payment: &NewPayment) -> Result<PaymentOutcome, StoreError> {
+        self.apply_payment_at(payment, Utc::now()).await
+    }
+
+    /// [`Store::apply_payment`] for a payment made at `paid_at` (a lost update found
+    /// later in Telegram's Star ledger): the order's deadline is compared with the
+    /// moment the buyer paid, not with the moment the shop learned of it.
+    pub async fn apply_payment_at(
+        &self,
+        payment: &NewPayment,
+        paid_at: DateTime<Utc>,
+    ) -> Result<PaymentOutcome, StoreError> {
         let now = to_millis(Utc::now());
+        let paid_at = to_millis(paid_at.min(Utc::now()));
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO payments (order_id, buyer_id, telegram_payment_charge_id,
@@ -66,7 +78,7 @@ impl Store {
         )
         .bind(order_id.0)
         .bind(payment.buyer_id)
-        .bind(now)
+        .bind(paid_at)
         .fetch_optional(&mut *tx)
         .await?;
         let matches = candidate.is_some_and(|(amount, currency)| {

@@ -7,6 +7,8 @@ mod support;
 mod failures;
 mod invariants;
 mod kill;
+mod ledger;
+mod poll_list;
 mod precheckout;
 mod purchase;
 mod race;

@@ -4,5 +4,6 @@
 mod bot_calls;
 mod errors_and_events;
 mod raw_http;
+mod star_ledger;
 mod support;
 mod updates;

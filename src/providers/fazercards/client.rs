@@ -1509,6 +1509,11 @@ impl FazerClient {
         self
     }
 
+    /// The per-category budgets this client keeps to.
+    pub fn limits(&self) -> RateLimits {
+        self.limits
+    }
+
     pub fn base_url(&self) -> &Url {
         &self.base_url
     }

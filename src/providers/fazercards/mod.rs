@@ -25,6 +25,11 @@
 //!   replay-safe; Stars and Premium are not, and the client reconciles them through the
 //!   order list after an unknown outcome ([`Provider::reconcile`] runs the same search).
 //! - `provider_order_id` is FazerCards' own `ord-…` id.
+//! - Polling: `GET /orders?page&limit=100` (newest first, id + status) counts against the
+//!   order-status budget like `GET /orders/:id` but covers a hundred orders per call, so
+//!   [`Provider::order_list_page`] serves it, paced at half the status budget
+//!   ([`LIST_SHARE`]): the other half stays free for webhook-driven status calls and
+//!   the details of orders the list shows finished.
 
 mod cache;
 pub mod client;
@@ -45,6 +50,8 @@ use self::client::{
     RegionRestriction, StarsQuote, SteamGiftGameOffers, SteamGiftGames, SteamRates, TelegramBuy,
     TopupOffers, ValidateIdGame,
 };
+use super::OrderListPage;
+use super::ratelimit::{Limit, RateLimiter};
 use super::{
     Balance, BuyerReason, Category, Delivery, Offer, OrderRequest, PREMIUM_MONTHS, ProductRef,
     Provider, ProviderError, ProviderId, ProviderOrder, ProviderOrderStatus, Quote, Recipient,
@@ -56,6 +63,10 @@ use crate::domain::{
 };
 
 const ID: ProviderId = ProviderId::FazerCards;
+/// Orders per `GET /orders` page (the largest page the API serves).
+const LIST_PAGE_SIZE: u32 = 100;
+/// The share of the order-status budget the order list may use (numerator, denominator).
+pub const LIST_SHARE: (u32, u32) = (1, 2);
 /// Default catalog TTL (the configuration's default too).
 pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(600);
 /// The category id of the Steam wallet family.
@@ -85,6 +96,8 @@ pub struct FazerCardsProvider {
     cache: Arc<CatalogCache>,
     /// Purchasable top-up category → validation namespace; wins over matching by name.
     validate_id_overrides: BTreeMap<String, String>,
+    /// Paces `GET /orders` pages inside [`LIST_SHARE`] of the status budget.
+    list_pace: RateLimiter<()>,
 }
 
 impl std::fmt::Debug for FazerCardsProvider {
@@ -123,7 +136,10 @@ impl FazerCardsProvider {
 
     /// An adapter over a ready client (tests), with the default TTL and no overrides.
     pub fn from_client(client: FazerClient) -> Self {
+        let status = client.limits().order_status;
+        let share = Limit::new(status.max * LIST_SHARE.0 / LIST_SHARE.1, status.per);
         Self {
+            list_pace: RateLimiter::new([((), share)]),
             client: Arc::new(client),
             cache: CatalogCache::new(DEFAULT_CATALOG_TTL),
             validate_id_overrides: BTreeMap::new(),
@@ -1465,6 +1481,29 @@ impl Provider for FazerCardsProvider {
             .await
             .map_err(|e| map_error(e, CallKind::Read))?;
         self.status_of(&order).await
+    }
+
+    async fn order_list_page(&self, page: u32) -> Result<Option<OrderListPage>, ProviderError> {
+        self.list_pace.acquire(()).await;
+        let listed = self
+            .client
+            .orders(page.max(1), LIST_PAGE_SIZE)
+            .await
+            .map_err(|e| map_error(e, CallKind::Read))?;
+        let last = listed.items.len() < LIST_PAGE_SIZE as usize
+            || (listed.total > 0
+                && u64::from(page.max(1)) * u64::from(LIST_PAGE_SIZE) >= listed.total);
+        Ok(Some(OrderListPage {
+            orders: listed
+                .items
+                .into_iter()
+                .map(|o| {
+                    let open = !o.status.is_terminal();
+                    (o.id, open)
+                })
+                .collect(),
+            last,
+        }))
     }
 
     async fn balances(&self) -> Result<Vec<Balance>, ProviderError> {

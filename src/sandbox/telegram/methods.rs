@@ -184,6 +184,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, p: &Params) -> Result<Value
         "answercallbackquery" => answer_callback_query(st, p),
         "answerprecheckoutquery" => answer_pre_checkout_query(st, p),
         "refundstarpayment" => refund_star_payment(st, p),
+        "getstartransactions" => super::stars::get_star_transactions(st, p),
         "sendchataction" => send_chat_action(st, p),
         "getchat" => get_chat(st, p),
         "getfile" => get_file(st, p),
@@ -968,6 +969,15 @@ fn refund_star_payment(st: &mut State, p: &Params) -> Result<Value, ApiErr> {
         total_amount: pay.total_amount,
         invoice_payload: pay.invoice_payload,
     };
+    super::stars::record(
+        st,
+        &refund.currency,
+        &refund.telegram_payment_charge_id,
+        refund.total_amount,
+        user_id,
+        &refund.invoice_payload,
+        false,
+    );
     st.refunds.push(refund.clone());
     st.emit(ChatEvent::Refunded { refund });
     Ok(json!(true))

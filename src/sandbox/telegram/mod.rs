@@ -26,6 +26,7 @@
 mod http;
 mod markup;
 mod methods;
+mod stars;
 mod state;
 mod types;
 mod webhook;
@@ -39,6 +40,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use stars::StarTransaction;
 use state::{ApiErr, Shared, State, UserInfo};
 pub use types::{
     BotProfile, CallbackAnswer, ChatEvent, ChatMessage, CommandSet, FileInfo, InlineButton,
@@ -319,6 +321,18 @@ impl FakeTelegram {
 
     pub fn refunds(&self) -> Vec<RefundRecord> {
         self.shared.peek(|st| st.refunds.clone())
+    }
+
+    /// The bot's Star ledger (`getStarTransactions`), oldest first.
+    pub fn star_transactions(&self) -> Vec<StarTransaction> {
+        self.shared.peek(|st| st.star_transactions.clone())
+    }
+
+    /// Adds a ledger entry the shop did not cause (another bot's payload, a refund made
+    /// elsewhere), to test that reconciliation passes it over.
+    pub fn add_star_transaction(&self, transaction: StarTransaction) {
+        self.shared
+            .with(|st| st.star_transactions.push(transaction));
     }
 
     /// Commands set for `scope` (Bot API `BotCommandScope` JSON, e.g.
@@ -628,7 +642,7 @@ impl SimUser {
     /// Pays the invoice `invoice_message_id` with a fresh charge id ("stx…").
     pub async fn pay(&self, invoice_message_id: i32) -> Result<PaymentOutcome, SimError> {
         let charge = format!("stx{}", uuid::Uuid::new_v4().simple());
-        self.pay_inner(invoice_message_id, charge).await
+        self.pay_inner(invoice_message_id, charge, true).await
     }
 
     /// Pays with a chosen `telegram_payment_charge_id` (to replay a charge in tests).
@@ -637,14 +651,25 @@ impl SimUser {
         invoice_message_id: i32,
         charge_id: &str,
     ) -> Result<PaymentOutcome, SimError> {
-        self.pay_inner(invoice_message_id, charge_id.to_owned())
+        self.pay_inner(invoice_message_id, charge_id.to_owned(), true)
             .await
+    }
+
+    /// Pays, but the `successful_payment` update is lost (the bot crashed after Telegram
+    /// took the batch): only the Star ledger (`getStarTransactions`) knows of it.
+    pub async fn pay_losing_update(
+        &self,
+        invoice_message_id: i32,
+    ) -> Result<PaymentOutcome, SimError> {
+        let charge = format!("stx{}", uuid::Uuid::new_v4().simple());
+        self.pay_inner(invoice_message_id, charge, false).await
     }
 
     async fn pay_inner(
         &self,
         invoice_message_id: i32,
         charge_id: String,
+        deliver: bool,
     ) -> Result<PaymentOutcome, SimError> {
         let (tx, rx) = oneshot::channel();
         let id = self.id;
@@ -666,7 +691,7 @@ impl SimUser {
             });
         }
         self.shared
-            .with(|st| st.complete_payment(&answer, charge_id))
+            .with(|st| st.complete_payment(&answer, charge_id, deliver))
             .map(PaymentOutcome::Paid)
             .ok_or(SimError::NoSuchMessage {
                 chat_id: id,

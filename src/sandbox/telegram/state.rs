@@ -180,6 +180,7 @@ pub(crate) struct State {
     pub(crate) pre_checkout_answers: Vec<PreCheckoutAnswer>,
     pub(crate) payments: Vec<PaymentRecord>,
     pub(crate) refunds: Vec<RefundRecord>,
+    pub(crate) star_transactions: Vec<super::stars::StarTransaction>,
     pub(crate) commands: BTreeMap<(String, String), CommandSet>,
     /// `None` key: the default menu button; `Some(chat_id)`: per chat.
     pub(crate) menu_buttons: BTreeMap<Option<i64>, Value>,
@@ -215,6 +216,7 @@ impl State {
             pre_checkout_answers: Vec::new(),
             payments: Vec::new(),
             refunds: Vec::new(),
+            star_transactions: Vec::new(),
             commands: BTreeMap::new(),
             menu_buttons: BTreeMap::new(),
             files: HashMap::new(),
@@ -660,10 +662,13 @@ impl State {
     }
 
     /// After an ok pre-checkout answer: the `successful_payment` service message.
+    /// `deliver: false` loses the update (as a crash between Telegram's confirmation and
+    /// the handler would): the payment is in the chat and the Star ledger only.
     pub(crate) fn complete_payment(
         &mut self,
         answer: &PreCheckoutAnswer,
         charge_id: String,
+        deliver: bool,
     ) -> Option<PaymentRecord> {
         let payment = PaymentInfo {
             currency: answer.currency.clone(),
@@ -680,7 +685,18 @@ impl State {
         view.successful_payment = Some(payment.clone());
         let stored = self.add_message(answer.user_id, Stored { view, markup: None })?;
         let msg = self.message_json(answer.user_id, &stored);
-        self.push_update("message", msg);
+        if deliver {
+            self.push_update("message", msg);
+        }
+        super::stars::record(
+            self,
+            &payment.currency,
+            &payment.telegram_payment_charge_id,
+            payment.total_amount,
+            answer.user_id,
+            &payment.invoice_payload,
+            true,
+        );
         let record = PaymentRecord {
             user_id: answer.user_id,
             invoice_message_id: answer.invoice_message_id,
