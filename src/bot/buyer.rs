@@ -13,7 +13,9 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 use rust_i18n::t;
 use teloxide::prelude::*;
-use teloxide::types::{ChatAction, InlineKeyboardMarkup, MessageId, ParseMode, User};
+use teloxide::types::{
+    ChatAction, InlineKeyboardMarkup, LinkPreviewOptions, MessageId, ParseMode, User,
+};
 use teloxide::{ApiError, RequestError};
 
 use super::callbacks::Callback;
@@ -47,12 +49,22 @@ pub(super) enum Target {
 
 pub(super) async fn show(bot: &KioskBot, target: Target, screen: Screen) -> HandlerResult {
     let parse_mode = screen.html.then_some(ParseMode::Html);
+    let preview = screen.preview.as_ref().map(|url| LinkPreviewOptions {
+        is_disabled: false,
+        url: Some(url.clone()),
+        prefer_small_media: false,
+        prefer_large_media: true,
+        show_above_text: true,
+    });
     if let Target::Edit(chat, message) = target {
         let mut edit = bot
             .edit_message_text(chat, message, screen.text.clone())
             .reply_markup(screen.keyboard.clone());
         if let Some(mode) = parse_mode {
             edit = edit.parse_mode(mode);
+        }
+        if let Some(preview) = preview.clone() {
+            edit = edit.link_preview_options(preview);
         }
         match edit.await {
             Ok(_) => return Ok(()),
@@ -70,6 +82,9 @@ pub(super) async fn show(bot: &KioskBot, target: Target, screen: Screen) -> Hand
         .reply_markup(screen.keyboard);
     if let Some(mode) = parse_mode {
         send = send.parse_mode(mode);
+    }
+    if let Some(preview) = preview {
+        send = send.link_preview_options(preview);
     }
     send.await?;
     Ok(())
@@ -164,6 +179,7 @@ fn help_screen(shop: &Shop, lang: Language) -> Screen {
             ),
         ]]),
         html: false,
+        preview: None,
     }
 }
 
@@ -1027,6 +1043,7 @@ pub async fn on_callback(
                     text: t!("buyer.cancelled", locale = lang.code()).into_owned(),
                     keyboard: InlineKeyboardMarkup::new(Vec::<Vec<_>>::new()),
                     html: false,
+                    preview: None,
                 },
             )
             .await?;

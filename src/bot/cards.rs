@@ -209,6 +209,7 @@ fn html(text: String, rows: Vec<Vec<InlineKeyboardButton>>) -> Screen {
         text,
         keyboard: InlineKeyboardMarkup::new(rows),
         html: true,
+        preview: None,
     }
 }
 

@@ -128,6 +128,9 @@ pub enum CryptoState {
         brand: Listed,
         items: Vec<Offer>,
         page: u16,
+        /// The brand's logo (the CDN's 500×318 variant), shown above the list.
+        #[serde(default)]
+        logo: Option<String>,
     },
     /// Waiting for the phone number or e-mail as text.
     Recipient {
@@ -319,6 +322,7 @@ fn plain(text: impl Into<String>, rows: Vec<Vec<InlineKeyboardButton>>) -> Scree
         text: text.into(),
         keyboard: InlineKeyboardMarkup::new(rows),
         html: false,
+        preview: None,
     }
 }
 
@@ -435,7 +439,13 @@ fn brands_screen(
     plain(text, paged(lang, &labels, page, tail))
 }
 
-fn products_screen(lang: Language, brand: &Listed, items: &[Offer], page: u16) -> Screen {
+fn products_screen(
+    lang: Language,
+    brand: &Listed,
+    items: &[Offer],
+    page: u16,
+    logo: Option<String>,
+) -> Screen {
     let l = lang.code();
     let text = if items.is_empty() {
         t!(
@@ -454,7 +464,10 @@ fn products_screen(lang: Language, brand: &Listed, items: &[Offer], page: u16) -
         .iter()
         .map(|o| screens::offer_label(lang, o))
         .collect();
-    plain(text, paged(lang, &labels, page, vec![back_row(lang)]))
+    Screen {
+        preview: logo,
+        ..plain(text, paged(lang, &labels, page, vec![back_row(lang)]))
+    }
 }
 
 fn recipient_screen(lang: Language, draft: &CryptoDraft) -> Screen {
@@ -546,6 +559,7 @@ fn quote_screen(lang: Language, draft: &CryptoDraft, via: &Via, cost: &Money) ->
             cancel_row(lang),
         ]),
         html: true,
+        preview: None,
     }
 }
 
@@ -715,10 +729,11 @@ pub async fn on_callback(
                 country,
                 brand,
                 items,
+                logo,
                 ..
             }),
         ) => {
-            let screen = products_screen(lang, &brand, &items, page);
+            let screen = products_screen(lang, &brand, &items, page, logo.clone());
             update(
                 &dialogue,
                 CryptoState::Products {
@@ -727,6 +742,7 @@ pub async fn on_callback(
                     brand,
                     items,
                     page,
+                    logo,
                 },
             )
             .await?;
@@ -943,7 +959,8 @@ async fn open_products(
         }
     };
     items.truncate(MAX_LISTED);
-    let screen = products_screen(lang, &brand, &items, 0);
+    let logo = refills.brand_logo(&brand.id).await;
+    let screen = products_screen(lang, &brand, &items, 0, logo.clone());
     update(
         dialogue,
         CryptoState::Products {
@@ -952,6 +969,7 @@ async fn open_products(
             brand,
             items,
             page: 0,
+            logo,
         },
     )
     .await?;

@@ -22,6 +22,9 @@ pub struct Screen {
     pub text: String,
     pub keyboard: InlineKeyboardMarkup,
     pub html: bool,
+    /// An image URL Telegram shows as the link preview above the text (a brand's logo);
+    /// a text message can carry it and still be edited in place, unlike a photo.
+    pub preview: Option<String>,
 }
 
 impl Screen {
@@ -30,6 +33,7 @@ impl Screen {
             text: text.into(),
             keyboard: InlineKeyboardMarkup::new(rows),
             html: false,
+            preview: None,
         }
     }
 }
@@ -353,6 +357,7 @@ pub fn quote(lang: Language, draft: &Draft, quote: &PricedQuote, stars: u64) -> 
             rows
         }),
         html: true,
+        preview: None,
     }
 }
 
@@ -440,6 +445,7 @@ pub fn order_detail(lang: Language, order: &Order) -> Screen {
             home_row(lang),
         ]),
         html: true,
+        preview: None,
     }
 }
 

@@ -126,6 +126,31 @@ async fn bad_phone_and_bad_email_are_refused_then_accepted() {
     tap(&user, GIFT_CARDS).await;
     expect_text(&user, "Gift cards for 🇺🇸 US").await;
     tap(&user, "Airbnb").await;
+    expect_text(&user, "Airbnb: choose a product.").await;
+    // The brand's logo rides above its products as the link preview (the CDN's
+    // 500×318 JPEG), kept when the list is edited in place.
+    let products = shop
+        .telegram
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|c| {
+            c.params
+                .get("text")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.contains("Airbnb: choose a product."))
+        })
+        .expect("the Airbnb products screen");
+    assert_eq!(
+        products.params["link_preview_options"]["url"],
+        "https://cdn.sandbox.cryptorefills.test/logos_v2/airbnb_500x318.jpg",
+        "{:?}",
+        products.params
+    );
+    assert_eq!(
+        products.params["link_preview_options"]["show_above_text"],
+        true
+    );
     tap(&user, "Airbnb 50 USD").await;
     expect_text(&user, "send the e-mail address").await;
     user.send_text("not an e-mail");

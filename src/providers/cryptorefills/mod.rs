@@ -36,8 +36,9 @@ use tokio::time::Instant;
 
 use self::client::{
     Beneficiary, Brand, ClientIdentity, CryptorefillsClient, CryptorefillsError, Denomination,
-    NewDelivery, NewOrder, Order, OrderState, PartnerId, PaymentChoice, PriceQuery, ProblemCode,
-    Product, ProductDenomination, ProductKind, ProductQuery, ValidationProblem,
+    LogoFormat, LogoSize, NewDelivery, NewOrder, Order, OrderState, PartnerId, PaymentChoice,
+    PriceQuery, ProblemCode, Product, ProductDenomination, ProductKind, ProductQuery,
+    ValidationProblem,
 };
 use super::{
     AmountRange, Balance, BuyerReason, Category, Checkout, CryptoCheckout, Delivery, Offer,
@@ -215,6 +216,18 @@ impl CryptorefillsProvider {
         let brands = Arc::new(self.client.brands(country).await.map_err(map_error)?);
         store(&self.brands, country.to_owned(), brands.clone());
         Ok(brands)
+    }
+
+    /// The logo of the brand behind a category id, as a JPEG of 500×318 (the size a
+    /// chat shows well; Telegram previews JPEG everywhere); `None` when the brand has none
+    /// or cannot be read now — a logo is never worth a failed screen.
+    pub async fn brand_logo(&self, category_id: &str) -> Option<String> {
+        let (country, brand_name) = parse_category(category_id).ok()?;
+        let brands = self.brands(&country).await.ok()?;
+        brands
+            .iter()
+            .find(|b| b.name.eq_ignore_ascii_case(&brand_name))
+            .and_then(|b| b.logo(LogoSize::Large, LogoFormat::Jpg))
     }
 
     /// The products of the brand behind a category id.
