@@ -16,16 +16,20 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use kiosk::config::{Config, Env};
-use kiosk::domain::{Actor, Money, OrderId, OrderStatus, ProductFamily};
+use kiosk::domain::{OrderId, OrderStatus};
 use kiosk::engine::Engine;
+use kiosk::providers::ProviderRegistry;
 use kiosk::providers::fazercards::FazerCardsProvider;
 use kiosk::providers::fazercards::client::{ApiKey, FazerClient, RateLimits};
-use kiosk::providers::{ProductRef, ProviderId, ProviderRegistry, Recipient};
 use kiosk::sandbox::fazercards::{self, FakeOptions};
 use kiosk::sandbox::telegram::FakeTelegram;
-use kiosk::store::{EngineStep, NewOrder, NewPayment, OrderChanges, Store};
+use kiosk::store::Store;
 use teloxide::prelude::*;
 use tokio::sync::mpsc;
+
+#[path = "../tests/fixtures/orders.rs"]
+mod fixtures;
+use fixtures::processing_order;
 
 const TOKEN: &str = "123456:BENCH";
 const BUYERS: i64 = 100;
@@ -50,68 +54,6 @@ fn busiest_window(instants: &[tokio::time::Instant]) -> usize {
         best = best.max(end - start + 1);
     }
     best
-}
-
-/// A paid top-up order already `processing` at FazerCards as `reference`.
-async fn processing_order(store: &Store, buyer: i64, reference: &str) -> OrderId {
-    let order = store
-        .create_order(
-            &NewOrder {
-                chat_id: buyer,
-                buyer_id: buyer,
-                product: ProductRef {
-                    provider: ProviderId::FazerCards,
-                    family: ProductFamily::GameTopup,
-                    category: "pubg_mobile_auto".into(),
-                    item: "uc_60".into(),
-                    variant: None,
-                },
-                product_title: "PUBG Mobile 60 UC".into(),
-                recipient: Recipient::Nobody,
-                quantity: 1,
-                amount: None,
-                cost: Money::parse("0.99", "USD").expect("cost"),
-                price: Money::stars(100),
-                payment_deadline: Utc::now() + chrono::Duration::hours(1),
-                admin_id: None,
-            },
-            u32::MAX,
-            &Actor::Buyer(buyer),
-        )
-        .await
-        .expect("order");
-    store
-        .apply_payment(&NewPayment {
-            buyer_id: buyer,
-            telegram_payment_charge_id: format!("charge-{}", order.id),
-            provider_payment_charge_id: None,
-            amount: Money::stars(100),
-            invoice_payload: order.id.to_string(),
-            order_id: Some(order.id),
-        })
-        .await
-        .expect("payment");
-    let mut processing = EngineStep::new(
-        order.id,
-        OrderStatus::Submitted,
-        OrderStatus::Processing,
-        "accepted",
-    );
-    processing.changes = OrderChanges {
-        provider_order_id: Some(reference.to_owned()),
-        ..OrderChanges::default()
-    };
-    store
-        .apply_steps(
-            &Actor::engine(),
-            &[
-                EngineStep::new(order.id, OrderStatus::Paid, OrderStatus::Submitted, "sent"),
-                processing,
-            ],
-        )
-        .await
-        .expect("processing");
-    order.id
 }
 
 #[tokio::main(flavor = "multi_thread")]

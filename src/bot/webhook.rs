@@ -103,7 +103,7 @@ async fn take_update(
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if !same_bytes(offered, receiver.secret.as_bytes()) {
-        tracing::warn!("a Telegram webhook request without the right secret token: refused");
+        tracing::warn!("a Telegram webhook request with a missing or wrong token header: refused");
         return StatusCode::UNAUTHORIZED;
     }
     if receiver.flag.is_stopped() {

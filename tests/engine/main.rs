@@ -2,6 +2,8 @@
 //! Fragment and Agent sandboxes, and a scriptable provider double. One binary.
 
 mod double;
+#[path = "../fixtures/orders.rs"]
+mod fixtures;
 mod support;
 
 mod failures;

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use kiosk::domain::{Actor, Money, OrderId, OrderStatus, ProductFamily};
+use kiosk::domain::OrderStatus;
+use kiosk::providers::Provider;
 use kiosk::providers::fazercards::FazerCardsProvider;
 use kiosk::providers::fazercards::client::{ApiKey, FazerClient, RateLimits};
-use kiosk::providers::{ProductRef, Provider, ProviderId, Recipient};
 use kiosk::sandbox::fazercards::{self, FakeFazerCards, FakeOptions};
-use kiosk::store::{EngineStep, NewOrder, NewPayment, OrderChanges, Store};
 
+use crate::fixtures::processing_order;
 use crate::support::*;
 
 fn provider(fake: &FakeFazerCards) -> Arc<dyn Provider> {
@@ -23,68 +22,6 @@ fn provider(fake: &FakeFazerCards) -> Arc<dyn Provider> {
     )
     .expect("client");
     Arc::new(FazerCardsProvider::from_client(client))
-}
-
-/// A paid top-up order already `processing` at FazerCards as `reference`.
-async fn processing_order(store: &Store, buyer: i64, reference: &str) -> OrderId {
-    let order = store
-        .create_order(
-            &NewOrder {
-                chat_id: buyer,
-                buyer_id: buyer,
-                product: ProductRef {
-                    provider: ProviderId::FazerCards,
-                    family: ProductFamily::GameTopup,
-                    category: "pubg_mobile_auto".into(),
-                    item: "uc_60".into(),
-                    variant: None,
-                },
-                product_title: "PUBG Mobile 60 UC".into(),
-                recipient: Recipient::Nobody,
-                quantity: 1,
-                amount: None,
-                cost: Money::parse("0.99", "USD").expect("cost"),
-                price: Money::stars(100),
-                payment_deadline: Utc::now() + chrono::Duration::minutes(15),
-                admin_id: None,
-            },
-            u32::MAX,
-            &Actor::Buyer(buyer),
-        )
-        .await
-        .expect("order");
-    store
-        .apply_payment(&NewPayment {
-            buyer_id: buyer,
-            telegram_payment_charge_id: format!("charge-{}", order.id),
-            provider_payment_charge_id: None,
-            amount: Money::stars(100),
-            invoice_payload: order.id.to_string(),
-            order_id: Some(order.id),
-        })
-        .await
-        .expect("payment");
-    let mut processing = EngineStep::new(
-        order.id,
-        OrderStatus::Submitted,
-        OrderStatus::Processing,
-        "accepted",
-    );
-    processing.changes = OrderChanges {
-        provider_order_id: Some(reference.to_owned()),
-        ..OrderChanges::default()
-    };
-    store
-        .apply_steps(
-            &Actor::engine(),
-            &[
-                EngineStep::new(order.id, OrderStatus::Paid, OrderStatus::Submitted, "sent"),
-                processing,
-            ],
-        )
-        .await
-        .expect("processing");
-    order.id
 }
 
 #[tokio::test]
