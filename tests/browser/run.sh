@@ -28,7 +28,17 @@ err=$(mktemp)
 target/debug/kiosk demo --listen 127.0.0.1:0 >"$out" 2>"$err" &
 demo=$!
 cleanup() {
+    # A demo that does not stop on SIGTERM must not hang the run: give it 15 s.
     kill "$demo" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+        if ! kill -0 "$demo" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    if kill -0 "$demo" 2>/dev/null; then
+        echo "WARNING: kiosk demo did not stop within 15 s of SIGTERM; killed. Its last lines:"
+        tail -n 5 "$err"
+        kill -9 "$demo" 2>/dev/null || true
+    fi
     wait "$demo" 2>/dev/null || true
     rm -f "$out" "$err"
 }

@@ -82,6 +82,24 @@
     return null;
   }
 
+  // A spoiler stays painted over until it is clicked (or activated from the keyboard);
+  // that first click only reveals it, even on a link inside.
+  function hideAsSpoiler(el) {
+    el.className = "spoiler";
+    el.tabIndex = 0;
+    el.setAttribute("role", "button");
+    const reveal = (e) => {
+      if (el.classList.contains("shown")) return;
+      e.preventDefault();
+      e.stopPropagation();
+      el.classList.add("shown");
+      el.removeAttribute("role");
+      el.removeAttribute("tabindex");
+    };
+    el.addEventListener("click", reveal, true);
+    el.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") reveal(e); });
+  }
+
   // Appends `text` (in `parseMode`) to `parent` as DOM nodes.
   function renderBotText(parent, text, parseMode) {
     if (!text) return;
@@ -126,10 +144,7 @@
         }
       } else {
         el = document.createElement(TAGS[name]);
-        if (name === "tg-spoiler" || name === "span") {
-          el.className = "spoiler";
-          el.addEventListener("click", () => el.classList.add("shown"));
-        }
+        if (name === "tg-spoiler" || name === "span") hideAsSpoiler(el);
       }
       top().appendChild(el);
       stack.push({ name, el });
@@ -204,9 +219,16 @@
     if (!m.from_bot) row.classList.add("out");
     const bubble = el("div", "bubble");
     if (m.photo) {
+      // Like Telegram: the caption wraps under the photo, and the photo's size is known
+      // before it loads, so the chat does not jump (and stays at its end) when it does.
+      bubble.classList.add("media");
       const img = document.createElement("img");
       img.className = "photo";
       img.alt = "photo";
+      if (m.photo.width > 0 && m.photo.height > 0) {
+        img.width = m.photo.width;
+        img.height = m.photo.height;
+      }
       img.src = "/api/files/" + encodeURIComponent(m.photo.file_id);
       bubble.appendChild(img);
     }
@@ -262,6 +284,7 @@
         } else {
           btn = el("button", "kbtn" + (b.pay ? " pay" : ""), b.text);
           btn.type = "button";
+          btn.title = b.text;
           if (b.pay) btn.addEventListener("click", () => openPaySheet(m));
           else if (b.callback_data !== undefined) {
             btn.dataset.data = b.callback_data;
