@@ -337,25 +337,14 @@ async fn run(config: Config) -> Result<(), CliError> {
     )
     .spawn(engine.clone(), bot::admin::CHECK_EVERY);
     let shop = Arc::new(Shop::new(config, store.clone(), providers));
-    let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
-    let shutdown = dispatcher.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_stop().await;
-        tracing::info!("stopping: finishing updates in flight");
-        if let Ok(done) = shutdown.shutdown() {
-            done.await;
-        }
-    });
+    let dispatcher = bot::dispatcher(bot.clone(), shop, engine.clone());
+    let stop = wait_for_stop();
     match listener {
-        Some(listener) => {
-            dispatcher
-                .dispatch_with_listener(
-                    listener,
-                    LoggingErrorHandler::with_custom_text("receiving Telegram updates"),
-                )
-                .await
+        Some(listener) => bot::dispatch_until(dispatcher, listener, stop).await,
+        None => {
+            let polling = teloxide::update_listeners::polling_default(bot).await;
+            bot::dispatch_until(dispatcher, polling, stop).await
         }
-        None => dispatcher.dispatch().await,
     }
     if let Some((stop, server)) = webhooks {
         let _ = stop.send(());

@@ -27,6 +27,7 @@ use teloxide::dispatching::dialogue::{self, Dialogue};
 use teloxide::dispatching::{DefaultKey, UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::{BotCommand, User};
+use teloxide::update_listeners::UpdateListener;
 use teloxide::utils::command::BotCommands;
 
 use crate::config::{Config, Language};
@@ -248,6 +249,79 @@ pub fn dispatcher(
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text("handling an update"))
         .build()
+}
+
+/// Runs `dispatcher` on `listener` until `stop` resolves, then lets it finish the
+/// updates in flight and returns.
+///
+/// teloxide's `ShutdownToken` wakes the dispatcher with `notify_waiters`, which reaches
+/// it only if it is waiting at that very instant; a dispatcher busy handing an update to
+/// a worker misses the wake-up and goes on polling for ever (seen as a `kiosk demo` that
+/// ignored SIGTERM). Stopping the listener as well ends the update stream whatever the
+/// dispatcher was doing, and the dispatch future itself is awaited, not the token's
+/// notification (which can be missed the same way).
+pub async fn dispatch_until<L>(
+    mut dispatcher: Dispatcher<KioskBot, HandlerError, DefaultKey>,
+    mut listener: L,
+    stop: impl Future<Output = ()>,
+) where
+    L: UpdateListener + Send,
+    L::Err: std::fmt::Debug,
+{
+    let listener_stop = listener.stop_token();
+    let shutdown = dispatcher.shutdown_token();
+    let dispatching = dispatcher.dispatch_with_listener(
+        listener,
+        LoggingErrorHandler::with_custom_text("receiving Telegram updates"),
+    );
+    tokio::pin!(dispatching);
+    tokio::select! {
+        () = &mut dispatching => return,
+        () = stop => {}
+    }
+    tracing::info!("stopping: finishing the updates in flight");
+    // Refused while the dispatcher is still starting; the listener's stop covers that.
+    let _ = shutdown.shutdown();
+    listener_stop.stop();
+    dispatching.await;
+}
+
+/// A dispatcher long polling on its own task ([`spawn_polling`]).
+pub struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops taking updates, waits for those in flight.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Err(error) = (&mut self.task).await {
+            tracing::error!(%error, "the dispatcher task failed");
+        }
+    }
+}
+
+/// Starts `dispatcher` long polling `bot`'s updates (teloxide's default polling) on a
+/// task of its own.
+pub fn spawn_polling(
+    bot: KioskBot,
+    dispatcher: Dispatcher<KioskBot, HandlerError, DefaultKey>,
+) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let listener = teloxide::update_listeners::polling_default(bot).await;
+        dispatch_until(dispatcher, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Running {
+        stop: Some(stop),
+        task,
+    }
 }
 
 pub fn schema() -> UpdateHandler<HandlerError> {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teloxide::adaptors::throttle::Limits;
-use teloxide::dispatching::ShutdownToken;
 use teloxide::prelude::*;
 
 use crate::bot::{self, Command, KioskBot, Shop};
@@ -120,7 +119,7 @@ pub struct Demo {
     fakes: Arc<Fakes>,
     store: Store,
     engine: Engine,
-    dispatcher: Option<(ShutdownToken, tokio::task::JoinHandle<()>)>,
+    dispatcher: Option<bot::Running>,
     balance_watch: tokio::task::JoinHandle<()>,
     events: tokio::sync::mpsc::Sender<ProviderEvent>,
     web: Option<(
@@ -261,9 +260,8 @@ impl Demo {
         )
         .spawn(engine.clone(), bot::admin::CHECK_EVERY);
         let shop = Arc::new(Shop::new(config, store.clone(), providers));
-        let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
-        let token = dispatcher.shutdown_token();
-        let task = tokio::spawn(async move { dispatcher.dispatch().await });
+        let dispatcher =
+            bot::spawn_polling(bot.clone(), bot::dispatcher(bot, shop, engine.clone()));
 
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -288,7 +286,7 @@ impl Demo {
             fakes,
             store,
             engine,
-            dispatcher: Some((token, task)),
+            dispatcher: Some(dispatcher),
             balance_watch,
             events,
             web: Some((stop, server)),
@@ -336,18 +334,8 @@ impl Demo {
             server.abort();
             let _ = server.await;
         }
-        if let Some((token, task)) = self.dispatcher.take() {
-            // The dispatcher may still be starting: retry until it accepts the request.
-            for _ in 0..100 {
-                match token.shutdown() {
-                    Ok(done) => {
-                        done.await;
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-            let _ = task.await;
+        if let Some(dispatcher) = self.dispatcher.take() {
+            dispatcher.stop().await;
         }
         self.balance_watch.abort();
         drop(self.events);

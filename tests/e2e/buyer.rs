@@ -400,3 +400,27 @@ async fn a_service_for_an_account_asks_for_an_email_and_refuses_a_bad_one() {
         quote.body()
     );
 }
+
+/// Stopping while updates pour in: the dispatcher is busy handing them to workers, the
+/// moment teloxide's shutdown wake-up alone can miss. The stop still ends, and every
+/// buyer whose update was taken got an answer.
+#[tokio::test]
+async fn stopping_mid_rush_ends_and_loses_no_taken_update() {
+    let mut shop = TestShop::spawn().await;
+    let buyers: Vec<SimUser> = (0..60)
+        .map(|i| shop.telegram.user(9_000 + i, "Rush", None, "en"))
+        .collect();
+    for buyer in &buyers {
+        buyer.send_command("/start");
+    }
+    // Stop as soon as the first answer shows, with most updates still queued or in hand.
+    expect_text(&buyers[0], "what would you like to buy?").await;
+    tokio::time::timeout(WAIT * 3, shop.stop_bot())
+        .await
+        .expect("the bot stopped while updates were arriving");
+    // What the bot did not take stays at Telegram for the next start.
+    shop.start_bot().await;
+    for buyer in &buyers {
+        expect_text(buyer, "what would you like to buy?").await;
+    }
+}

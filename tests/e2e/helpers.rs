@@ -18,7 +18,6 @@ use kiosk::sandbox::fragment::{self, FragmentSandbox, FragmentSandboxOptions};
 use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
 use kiosk::store::Store;
 use teloxide::adaptors::throttle::Limits;
-use teloxide::dispatching::ShutdownToken;
 use teloxide::prelude::*;
 
 pub const TOKEN: &str = "123456:TEST-TOKEN";
@@ -41,8 +40,7 @@ pub struct TestShop {
     pub card_options: CardDeskOptions,
     pub store: Store,
     pub dir: tempfile::TempDir,
-    shutdown: Option<ShutdownToken>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    dispatch: Option<bot::Running>,
     engine: Option<(
         Engine,
         tokio::sync::mpsc::Sender<kiosk::providers::ProviderEvent>,
@@ -164,8 +162,7 @@ impl TestShop {
             card_options,
             store,
             dir,
-            shutdown: None,
-            task: None,
+            dispatch: None,
             engine: None,
         };
         shop.start_bot().await;
@@ -224,28 +221,15 @@ impl TestShop {
         shop.cards =
             CardDesk::from_config(&config, &self.store, self.card_options.clone()).map(Arc::new);
         let shop = Arc::new(shop);
-        let mut dispatcher = bot::dispatcher(bot, shop, engine.clone());
+        let dispatcher = bot::dispatcher(bot.clone(), shop, engine.clone());
         self.engine = Some((engine, events));
-        self.shutdown = Some(dispatcher.shutdown_token());
-        self.task = Some(tokio::spawn(async move { dispatcher.dispatch().await }));
+        self.dispatch = Some(bot::spawn_polling(bot, dispatcher));
     }
 
     /// Stops the dispatcher as a restart would, keeping the database.
     pub async fn stop_bot(&mut self) {
-        if let Some(token) = self.shutdown.take() {
-            // The dispatcher may still be starting: retry until it accepts the request.
-            for _ in 0..100 {
-                match token.shutdown() {
-                    Ok(done) => {
-                        done.await;
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
+        if let Some(dispatch) = self.dispatch.take() {
+            dispatch.stop().await;
         }
         if let Some((engine, _events)) = self.engine.take() {
             engine.shutdown().await;

@@ -252,7 +252,7 @@ async fn a_lost_payment_for_no_payable_order_is_refunded() {
 async fn a_lost_payment_made_before_the_deadline_is_applied_after_it() {
     let world = World::new().await;
     let engine = world.engine(world.registry(vec![world.fragment_provider()]));
-    let (token, dispatch) = world.dispatcher(engine.clone());
+    let dispatch = world.dispatcher(engine.clone());
     let buyer = world.buyer(64, "en");
     let mut new = world.stars_new_order(&buyer, "@just_in_time", 50, 300);
     new.payment_deadline = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
@@ -282,10 +282,7 @@ async fn a_lost_payment_made_before_the_deadline_is_applied_after_it() {
         "{moved}"
     );
     assert!(world.fake.refunds().is_empty());
-    if let Ok(done) = token.shutdown() {
-        done.await;
-    }
-    let _ = dispatch.await;
+    dispatch.stop().await;
     engine.shutdown().await;
 }
 

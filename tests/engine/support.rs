@@ -29,11 +29,9 @@ use kiosk::sandbox::telegram::{ChatMessage, FakeTelegram, SimUser};
 use kiosk::store::{NewOrder, Order, Store};
 use rust_decimal::Decimal;
 use teloxide::adaptors::throttle::Limits;
-use teloxide::dispatching::ShutdownToken;
 use teloxide::prelude::*;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "123:TEST";
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -71,26 +69,14 @@ pub struct World {
 pub struct Running {
     pub engine: Engine,
     pub events: mpsc::Sender<ProviderEvent>,
-    token: Option<ShutdownToken>,
-    dispatch: Option<JoinHandle<()>>,
+    dispatch: Option<bot::Running>,
 }
 
 impl Running {
     /// Graceful stop, as `kiosk run` does it: updates first, then the engine.
     pub async fn stop(mut self) {
-        if let Some(token) = self.token.take() {
-            for _ in 0..50 {
-                match token.shutdown() {
-                    Ok(done) => {
-                        done.await;
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }
         if let Some(dispatch) = self.dispatch.take() {
-            let _ = dispatch.await;
+            dispatch.stop().await;
         }
         self.engine.shutdown().await;
     }
@@ -214,11 +200,10 @@ impl World {
         let engine = self.engine(registry);
         let (events, rx) = mpsc::channel(64);
         engine.start(rx);
-        let (token, dispatch) = self.dispatcher(engine.clone());
+        let dispatch = self.dispatcher(engine.clone());
         Running {
             engine,
             events,
-            token: Some(token),
             dispatch: Some(dispatch),
         }
     }
@@ -231,21 +216,20 @@ impl World {
         Running {
             engine,
             events,
-            token: None,
             dispatch: None,
         }
     }
 
-    pub fn dispatcher(&self, engine: Engine) -> (ShutdownToken, JoinHandle<()>) {
+    pub fn dispatcher(&self, engine: Engine) -> bot::Running {
         let shop = Arc::new(bot::Shop::new(
             self.config.clone(),
             self.store.clone(),
             engine.registry().clone(),
         ));
-        let mut dispatcher = bot::dispatcher(self.bot.clone(), shop, engine);
-        let token = dispatcher.shutdown_token();
-        let handle = tokio::spawn(async move { dispatcher.dispatch().await });
-        (token, handle)
+        bot::spawn_polling(
+            self.bot.clone(),
+            bot::dispatcher(self.bot.clone(), shop, engine),
+        )
     }
 
     /// A buyer who has written to the bot.
