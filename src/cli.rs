@@ -327,7 +327,15 @@ async fn run(config: Config) -> Result<(), CliError> {
         Some(webhook) => (Some(webhook.router), Some(webhook.listener)),
         None => (None, None),
     };
-    let webhooks = serve_webhooks(&config, &store, events_tx.clone(), telegram_route).await?;
+    let shop = Arc::new(Shop::new(config.clone(), store.clone(), providers.clone()));
+    let cards_route = card_webhook_route(&config, &shop, &bot);
+    let webhooks = serve_webhooks(
+        &config,
+        &store,
+        events_tx.clone(),
+        [telegram_route, cards_route],
+    )
+    .await?;
     // Provider balances against their thresholds: now, on a schedule, after each order.
     let balance_watch = bot::admin::BalanceWatch::new(
         bot.clone(),
@@ -336,7 +344,6 @@ async fn run(config: Config) -> Result<(), CliError> {
         providers.clone(),
     )
     .spawn(engine.clone(), bot::admin::CHECK_EVERY);
-    let shop = Arc::new(Shop::new(config, store.clone(), providers));
     let dispatcher = bot::dispatcher(bot.clone(), shop, engine.clone());
     let stop = wait_for_stop();
     match listener {
@@ -361,14 +368,41 @@ async fn run(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// CryptoCardy's webhook receiver, when `KIOSK_CRYPTOCARDY_WEBHOOK_URL` is set and cards
+/// are offered.
+fn card_webhook_route(config: &Config, shop: &Shop, bot: &bot::KioskBot) -> Option<axum::Router> {
+    use crate::engine::card_webhook::{WEBHOOK_PATH, webhook_router};
+    let url = config
+        .providers
+        .cryptocardy
+        .as_ref()
+        .and_then(|c| c.webhook_url.as_ref())?;
+    let Some(desk) = &shop.cards else {
+        tracing::warn!(
+            "KIOSK_CRYPTOCARDY_WEBHOOK_URL is set but virtual cards are not offered: not receiving card webhooks"
+        );
+        return None;
+    };
+    if url.path() != WEBHOOK_PATH {
+        tracing::warn!(
+            public = url.path(),
+            served = WEBHOOK_PATH,
+            "KIOSK_CRYPTOCARDY_WEBHOOK_URL's path differs from the one served: the proxy in front must map it"
+        );
+    }
+    tracing::info!(path = WEBHOOK_PATH, "receiving CryptoCardy card webhooks");
+    Some(webhook_router(desk.clone(), bot.clone()))
+}
+
 /// The webhook receivers on `KIOSK_LISTEN`: providers' (FazerCards when its webhook
-/// secret is set), the engine's faster path beside polling, and Telegram's own in
-/// webhook mode. Nothing is bound when there is neither. Returns the stop handle.
+/// secret is set), the engine's faster path beside polling, and `more` (Telegram's own
+/// in webhook mode, CryptoCardy's for cards). Nothing is bound when there is none.
+/// Returns the stop handle.
 async fn serve_webhooks(
     config: &Config,
     store: &Store,
     events: tokio::sync::mpsc::Sender<crate::providers::ProviderEvent>,
-    telegram: Option<axum::Router>,
+    more: impl IntoIterator<Item = Option<axum::Router>>,
 ) -> Result<
     Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -383,11 +417,12 @@ async fn serve_webhooks(
         .as_ref()
         .and_then(|f| f.webhook_secret.clone())
         .map(|secret| webhook_router(WebhookState::new(secret, store.clone(), events)));
-    let router = match (fazercards, telegram) {
-        (None, None) => return Ok(None),
-        (Some(providers), None) => providers,
-        (None, Some(telegram)) => telegram,
-        (Some(providers), Some(telegram)) => providers.merge(telegram),
+    let Some(router) = std::iter::once(fazercards)
+        .chain(more)
+        .flatten()
+        .reduce(axum::Router::merge)
+    else {
+        return Ok(None);
     };
     let listener = tokio::net::TcpListener::bind(config.telegram.listen)
         .await

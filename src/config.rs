@@ -226,6 +226,9 @@ pub struct CryptorefillsConfig {
 #[derive(Debug, Clone)]
 pub struct CryptoCardyConfig {
     pub url: Url,
+    /// The public URL of `KIOSK_LISTEN`'s `/webhooks/cryptocardy`: every new card's
+    /// events are posted there (a faster path than the 10 s polling, which goes on).
+    pub webhook_url: Option<Url>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -386,6 +389,7 @@ struct FileCryptorefills {
 struct FileCryptoCardy {
     enabled: Option<bool>,
     url: Option<String>,
+    webhook_url: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -1033,12 +1037,19 @@ impl Config {
             cardy.and_then(|f| f.url.as_deref()),
             None,
         )?;
+        let cardy_webhook = url(
+            "KIOSK_CRYPTOCARDY_WEBHOOK_URL",
+            "providers.cryptocardy.webhook_url",
+            cardy.and_then(|f| f.webhook_url.as_deref()),
+            None,
+        )?;
         if cardy_url.is_some() || cardy.and_then(|f| f.enabled).unwrap_or(false) {
             config.cryptocardy = Some(CryptoCardyConfig {
                 url: match cardy_url {
                     Some(url) => url,
                     None => parse_url("KIOSK_CRYPTOCARDY_URL", DEFAULT_CRYPTOCARDY_URL)?,
                 },
+                webhook_url: cardy_webhook,
             });
         }
 
@@ -1217,6 +1228,50 @@ mod tests {
             config.providers.preferences[&ProductFamily::TelegramStars],
             vec![ProviderId::Fragment, ProviderId::FazerCards]
         );
+    }
+
+    #[test]
+    fn cryptocardy_webhook_url_from_env_or_file() {
+        let config = load(
+            &[
+                ("KIOSK_CRYPTOCARDY_URL", "http://127.0.0.1:9001"),
+                (
+                    "KIOSK_CRYPTOCARDY_WEBHOOK_URL",
+                    "https://shop.example/webhooks/cryptocardy",
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+        let cardy = config.providers.cryptocardy.unwrap();
+        assert_eq!(
+            cardy.webhook_url.unwrap().as_str(),
+            "https://shop.example/webhooks/cryptocardy"
+        );
+
+        let config = load(
+            &[],
+            Some(
+                "[providers.cryptocardy]\nenabled = true\nwebhook_url = \"https://a.example/w\"\n",
+            ),
+        )
+        .unwrap();
+        let cardy = config.providers.cryptocardy.unwrap();
+        assert_eq!(cardy.url.as_str(), DEFAULT_CRYPTOCARDY_URL);
+        assert_eq!(cardy.webhook_url.unwrap().as_str(), "https://a.example/w");
+
+        let config = load(&[("KIOSK_CRYPTOCARDY_URL", "http://127.0.0.1:9001")], None).unwrap();
+        assert!(config.providers.cryptocardy.unwrap().webhook_url.is_none());
+
+        let err = load(
+            &[
+                ("KIOSK_CRYPTOCARDY_URL", "http://127.0.0.1:9001"),
+                ("KIOSK_CRYPTOCARDY_WEBHOOK_URL", "not a url"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "KIOSK_CRYPTOCARDY_WEBHOOK_URL");
     }
 
     #[test]

@@ -233,6 +233,8 @@ pub enum WebhookOutcome {
     /// A replayed delivery, or an event about no card of ours.
     Ignored,
     Updated {
+        /// The event's name (`card.funded`, `3ds.challenge`, …).
+        event: String,
         owner: i64,
         card: CardView,
         /// The state before, when it changed.

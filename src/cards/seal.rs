@@ -17,9 +17,11 @@ use sha2::Sha256;
 
 use crate::config::SecretKey;
 use crate::providers::cryptocardy::client::CardSeed;
+use crate::secret::Secret;
 use crate::store::cards::EncryptedSeed;
 
 const KEY_CONTEXT: &[u8] = b"kiosk/cryptocardy-seed/v1";
+const WEBHOOK_CONTEXT: &[u8] = b"kiosk/cryptocardy-webhook/v1";
 const NONCE_LEN: usize = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,14 +45,25 @@ impl std::fmt::Debug for SeedVault {
     }
 }
 
+/// `HMAC-SHA256(KIOSK_SECRET_KEY, context)`: a key of its own for each use.
+fn derive(key: &SecretKey, context: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(context);
+    mac.finalize().into_bytes().into()
+}
+
+/// The secret CryptoCardy signs card webhooks with: derived from KIOSK_SECRET_KEY, so it
+/// survives restarts without being stored, and is not the seed-sealing key.
+pub fn webhook_secret(key: &SecretKey) -> Secret {
+    Secret::new(hex::encode(derive(key, WEBHOOK_CONTEXT)))
+}
+
 impl SeedVault {
     pub fn new(key: &SecretKey) -> Self {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        mac.update(KEY_CONTEXT);
-        let derived = mac.finalize().into_bytes();
+        let derived = derive(key, KEY_CONTEXT);
         Self {
-            cipher: XChaCha20Poly1305::new(&derived),
+            cipher: XChaCha20Poly1305::new(&derived.into()),
         }
     }
 
@@ -134,5 +147,19 @@ mod tests {
         assert_eq!(vault(7).open(1, 42, &tampered), Err(SealError::Decrypt));
         // Two seals of one seed differ (fresh nonce each time).
         assert_ne!(vault(7).seal(1, 42, &seed).unwrap(), sealed);
+    }
+
+    #[test]
+    fn the_webhook_secret_is_stable_per_key_and_not_the_sealing_key() {
+        let key = SecretKey([7; 32]);
+        let secret = webhook_secret(&key);
+        assert_eq!(secret.expose(), webhook_secret(&key).expose());
+        assert_eq!(secret.expose().len(), 64);
+        assert_ne!(
+            secret.expose(),
+            webhook_secret(&SecretKey([8; 32])).expose()
+        );
+        assert_ne!(secret.expose(), hex::encode(derive(&key, KEY_CONTEXT)));
+        assert!(!format!("{secret:?}").contains(secret.expose()));
     }
 }

@@ -336,6 +336,11 @@ impl CardService {
         Ok(state)
     }
 
+    /// One of the owner's cards as last recorded (no provider call).
+    pub async fn stored(&self, owner: i64, card: CardId) -> Result<CardView, CardError> {
+        self.view(owner, card).await
+    }
+
     /// The owner's cards from the store (no provider call), newest first.
     pub async fn cards(&self, owner: i64) -> Result<Vec<CardView>, CardError> {
         Ok(self
@@ -637,6 +642,7 @@ impl CardService {
             }
         };
         Ok(WebhookOutcome::Updated {
+            event: event.event,
             owner: row.owner_id,
             previous: (card.state != row.state).then_some(row.state),
             card,

@@ -5,8 +5,13 @@
 //! to wait instead of being held).
 //!
 //! Following is by polling (`CardService::refresh`, every `poll_interval`, inside the
-//! client's own budgets): no CryptoCardy webhook receiver is mounted in this build, so
-//! the signed-webhook path of [`CardService::handle_webhook`] stays unused here.
+//! client's own budgets). With `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every new card's
+//! events also come to [`CardDesk::receive_webhook`] (mounted by
+//! [`crate::engine::card_webhook`]): a signed delivery refreshes the card at once, tells
+//! the owner it is active or that a payment waits for a 3-D Secure code, and wakes the
+//! card's follower. Polling goes on either way: a lost webhook only costs time.
+//! "Funded and active" is said once per card, whichever path sees it first
+//! (`cards.ready_announced_at`).
 //!
 //! Restart-safe: [`CardDesk::start`] re-sends interrupted issuing calls (with their
 //! stored keys), follows every card still waiting for its funding, and deletes every
@@ -14,7 +19,7 @@
 //!
 //! Nothing here logs a seed, a PAN or a CVV: card ids, states and chat/message ids only.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,12 +30,15 @@ use teloxide::types::{
     InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode,
 };
 use teloxide::{ApiError, RequestError};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::bot::KioskBot;
 use crate::bot::cards::{CardCallback, card_title, money};
-use crate::cards::{CardError, CardId, CardService, CardServiceOptions, CardState, CardView};
+use crate::cards::{
+    CardError, CardId, CardService, CardServiceOptions, CardState, CardView, CardWebhook,
+    WebhookOutcome,
+};
 use crate::config::{Config, Language};
 use crate::providers::cryptocardy::client::{Budget, ClientOptions, CryptoCardyClient};
 use crate::providers::ratelimit::{Limit, RateLimiter};
@@ -107,7 +115,8 @@ struct Inner {
     default_language: Language,
     options: CardDeskOptions,
     buyers: BuyerWindows,
-    followed: Mutex<HashSet<CardId>>,
+    /// The cards being followed, each with the bell its follower also waits on.
+    followed: Mutex<HashMap<CardId, Arc<Notify>>>,
 }
 
 /// The cards desk: built when CryptoCardy is configured and `KIOSK_SECRET_KEY` is set.
@@ -144,12 +153,16 @@ impl CardDesk {
                 return None;
             }
         };
-        let service = CardService::new(
-            store.clone(),
-            client.clone(),
-            Some(key),
-            options.service.clone(),
-        );
+        let mut service_options = options.service.clone();
+        if let Some(url) = &cardy.webhook_url
+            && service_options.webhook.is_none()
+        {
+            service_options.webhook = Some(CardWebhook {
+                url: url.clone(),
+                secret: crate::cards::seal::webhook_secret(key),
+            });
+        }
+        let service = CardService::new(store.clone(), client.clone(), Some(key), service_options);
         Some(Self::new(
             service,
             client,
@@ -183,7 +196,7 @@ impl CardDesk {
                 default_language,
                 buyers,
                 options,
-                followed: Mutex::new(HashSet::new()),
+                followed: Mutex::new(HashMap::new()),
             }),
             stop,
         }
@@ -195,6 +208,46 @@ impl CardDesk {
 
     pub fn details_ttl(&self) -> Duration {
         self.inner.options.details_ttl
+    }
+
+    /// A CryptoCardy webhook delivery, `signature` being the value of its signature
+    /// header. Refused when unsigned or forged ([`CardError::BadSignature`]); otherwise
+    /// the card it names is refreshed from the provider (the body is not trusted for
+    /// state), and its owner hears what concerns them.
+    pub async fn receive_webhook(
+        &self,
+        bot: &KioskBot,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<(), CardError> {
+        let inner = &self.inner;
+        let WebhookOutcome::Updated {
+            event, owner, card, ..
+        } = inner.service.handle_webhook(body, signature).await?
+        else {
+            return Ok(());
+        };
+        if card.state == CardState::Active {
+            announce_ready(inner, bot, owner, &card).await;
+        }
+        if event == "3ds.challenge" {
+            let lang = language(inner, owner).await;
+            if let Err(error) = send_three_ds_alert(bot, ChatId(owner), lang, &card).await {
+                tracing::warn!(card = %card.id, %error, "telling the owner a 3-D Secure code waits");
+            }
+        }
+        // The follower looks again now instead of after its interval (and stops if the
+        // card is active, frozen or gone).
+        let bell = inner
+            .followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&card.id)
+            .cloned();
+        if let Some(bell) = bell {
+            bell.notify_one();
+        }
+        Ok(())
     }
 
     /// Takes a grant of `budget` for `buyer`, or says how long to wait. Checks the
@@ -306,12 +359,61 @@ impl Drop for CardDesk {
 
 /// Sleeps `wait`; `false` when the desk stopped meanwhile.
 async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    pause_or_wake(stop, wait, None).await != Pause::Stopped
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    Elapsed,
+    /// A webhook rang the card's bell.
+    Woken,
+    Stopped,
+}
+
+/// Sleeps `wait`, or less if `bell` rings (a ring while not waiting is kept for the next
+/// wait, so none is lost).
+async fn pause_or_wake(
+    stop: &mut watch::Receiver<bool>,
+    wait: Duration,
+    bell: Option<&Notify>,
+) -> Pause {
     if *stop.borrow() {
-        return false;
+        return Pause::Stopped;
     }
+    let rung = async {
+        match bell {
+            Some(bell) => bell.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        _ = tokio::time::sleep(wait) => true,
-        changed = stop.changed() => changed.is_ok() && !*stop.borrow(),
+        _ = tokio::time::sleep(wait) => Pause::Elapsed,
+        _ = rung => Pause::Woken,
+        changed = stop.changed() => {
+            if changed.is_ok() && !*stop.borrow() { Pause::Elapsed } else { Pause::Stopped }
+        }
+    }
+}
+
+/// Tells the owner their card is funded and active — once per card, whichever of the
+/// follower and the webhook gets here first. A message that could not be sent leaves
+/// the claim free for the next sighting.
+async fn announce_ready(inner: &Inner, bot: &KioskBot, owner: i64, card: &CardView) {
+    match inner.store.claim_card_ready_announcement(card.id).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::warn!(card = %card.id, %error, "claiming the card's ready message");
+            return;
+        }
+    }
+    tracing::info!(card = %card.id, "card funded and active: telling the owner");
+    let lang = language(inner, owner).await;
+    if let Err(error) = send_ready(bot, ChatId(owner), lang, card).await {
+        tracing::warn!(card = %card.id, %error, "telling the owner the card is ready");
+        if let Err(error) = inner.store.release_card_ready_announcement(card.id).await {
+            tracing::warn!(card = %card.id, %error, "releasing the card's ready message");
+        }
     }
 }
 
@@ -331,17 +433,20 @@ fn spawn_follow(
     card: CardId,
     show_address: bool,
 ) {
-    {
+    let bell = {
         let mut followed = inner.followed.lock().unwrap_or_else(|p| p.into_inner());
-        if !followed.insert(card) {
+        if followed.contains_key(&card) {
             return;
         }
-    }
+        let bell = Arc::new(Notify::new());
+        followed.insert(card, bell.clone());
+        bell
+    };
     let inner = inner.clone();
     let bot = bot.clone();
     let mut stop = stop.clone();
     tokio::spawn(async move {
-        follow(&inner, &bot, &mut stop, owner, card, show_address).await;
+        follow(&inner, &bot, &mut stop, &bell, owner, card, show_address).await;
         inner
             .followed
             .lock()
@@ -354,6 +459,7 @@ async fn follow(
     inner: &Inner,
     bot: &KioskBot,
     stop: &mut watch::Receiver<bool>,
+    bell: &Notify,
     owner: i64,
     card: CardId,
     mut show_address: bool,
@@ -361,8 +467,16 @@ async fn follow(
     let options = &inner.options.service;
     let deadline = Instant::now() + options.follow_timeout;
     let chat = ChatId(owner);
+    let mut woken = false;
     loop {
-        match inner.service.refresh(owner, card).await {
+        // Woken by a webhook, which has just refreshed the card: the stored row is news
+        // enough, and the provider is not asked twice.
+        let looked = if woken {
+            inner.service.stored(owner, card).await
+        } else {
+            inner.service.refresh(owner, card).await
+        };
+        match looked {
             Ok(view) => match view.state {
                 CardState::Issuing => {}
                 CardState::PendingTopUp => {
@@ -377,11 +491,7 @@ async fn follow(
                     }
                 }
                 CardState::Active => {
-                    tracing::info!(card = %card, "card funded and active: telling the owner");
-                    let lang = language(inner, owner).await;
-                    if let Err(error) = send_ready(bot, chat, lang, &view).await {
-                        tracing::warn!(card = %card, %error, "telling the owner the card is ready");
-                    }
+                    announce_ready(inner, bot, owner, &view).await;
                     return;
                 }
                 CardState::IssueFailed => {
@@ -406,8 +516,10 @@ async fn follow(
             tracing::info!(card = %card, "card still not funded: no longer followed");
             return;
         }
-        if !pause(stop, options.poll_interval).await {
-            return;
+        match pause_or_wake(stop, options.poll_interval, Some(bell)).await {
+            Pause::Stopped => return,
+            Pause::Woken => woken = true,
+            Pause::Elapsed => woken = false,
         }
     }
 }
@@ -600,6 +712,33 @@ async fn send_ready(
     let keyboard = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
         t!("vcards.button.open", locale = l).into_owned(),
         CardCallback::Open(card.id).encode(),
+    )]]);
+    bot.send_message(chat, text)
+        .parse_mode(ParseMode::Html)
+        .reply_markup(keyboard)
+        .await?;
+    Ok(())
+}
+
+/// A payment with the card waits for its 3-D Secure code: a button shows the pending
+/// codes, read from the provider (the webhook's body is not trusted for them).
+async fn send_three_ds_alert(
+    bot: &KioskBot,
+    chat: ChatId,
+    lang: Language,
+    card: &CardView,
+) -> Result<(), RequestError> {
+    use teloxide::utils::html::escape;
+    let l = lang.code();
+    let text = t!(
+        "vcards.three_ds.alert",
+        locale = l,
+        card = escape(&card_title(lang, card))
+    )
+    .into_owned();
+    let keyboard = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
+        t!("vcards.button.show_code", locale = l).into_owned(),
+        CardCallback::ThreeDs(card.id).encode(),
     )]]);
     bot.send_message(chat, text)
         .parse_mode(ParseMode::Html)

@@ -11,6 +11,8 @@
 //! - [`reconcile`]: Telegram's Star ledger read for payments whose update was lost.
 //! - [`invoice`]: the Stars invoice the dialogue sends ([`invoice::send_invoice`]).
 //! - [`notify`]: every message the engine writes, from `locales/` (`engine.*`).
+//! - [`cards`]: the virtual-card desk (followers, details deletion, buyer budgets);
+//!   [`card_webhook`] its CryptoCardy webhook receiver.
 //!
 //! Exactly once: every status change is a compare-and-set in the store, and the
 //! message it owes (goods, refund, expiry) is claimed in the same transaction, so of
@@ -24,6 +26,7 @@
 //! stored with the order); the admins are told to check. At most once, never twice.
 
 pub mod buyer_paid;
+pub mod card_webhook;
 pub mod cards;
 pub mod invoice;
 pub mod notify;

@@ -280,6 +280,29 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Claims telling the owner that the card is funded and active: `true` for the one
+    /// caller that should send the message, `false` once it has been claimed.
+    pub async fn claim_card_ready_announcement(&self, id: CardId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE cards SET ready_announced_at = ?
+             WHERE id = ? AND ready_announced_at IS NULL",
+        )
+        .bind(to_millis(Utc::now()))
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The announcement could not be sent: let the next sighting try again.
+    pub async fn release_card_ready_announcement(&self, id: CardId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cards SET ready_announced_at = NULL WHERE id = ?")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -428,5 +451,19 @@ mod tests {
             network: None,
         };
         assert!(store.record_issued_card(b, &record).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_card_is_announced_ready_once_unless_the_message_failed() {
+        let store = Store::open_and_migrate("sqlite::memory:").await.unwrap();
+        let card = store.insert_card(&new_card(1, "k-ready")).await.unwrap();
+        assert!(store.claim_card_ready_announcement(card).await.unwrap());
+        assert!(!store.claim_card_ready_announcement(card).await.unwrap());
+        store.release_card_ready_announcement(card).await.unwrap();
+        assert!(store.claim_card_ready_announcement(card).await.unwrap());
+        assert!(!store.claim_card_ready_announcement(card).await.unwrap());
+        // Another card has its own claim.
+        let other = store.insert_card(&new_card(1, "k-other")).await.unwrap();
+        assert!(store.claim_card_ready_announcement(other).await.unwrap());
     }
 }

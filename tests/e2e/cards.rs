@@ -47,7 +47,11 @@ fn has_token(line: &str, token: &str) -> bool {
 }
 
 /// The newest bot message matching `pred`.
-async fn wait_bot(user: &SimUser, what: &str, pred: impl Fn(&ChatMessage) -> bool) -> ChatMessage {
+pub async fn wait_bot(
+    user: &SimUser,
+    what: &str,
+    pred: impl Fn(&ChatMessage) -> bool,
+) -> ChatMessage {
     user.wait_for(move |m| m.from_bot && pred(m), WAIT)
         .await
         .unwrap_or_else(|_| panic!("no bot message: {what}; chat: {:#?}", user.chat()))
@@ -55,7 +59,7 @@ async fn wait_bot(user: &SimUser, what: &str, pred: impl Fn(&ChatMessage) -> boo
 
 /// From the menu to a card waiting for funding; returns the provider's card id and
 /// the photo message with the funding address.
-async fn issue_card(shop: &TestShop, buyer: &SimUser) -> (String, ChatMessage) {
+pub async fn issue_card(shop: &TestShop, buyer: &SimUser) -> (String, ChatMessage) {
     buyer.send_command("/start");
     tap(buyer, "💳 Virtual cards").await;
     tap(buyer, "➕ Issue a card").await;

@@ -38,6 +38,10 @@ pub struct TestShop {
     pub cryptocardy: CryptoCardySandbox,
     /// The cards desk the next `start_bot` builds (short polls for tests).
     pub card_options: CardDeskOptions,
+    /// `KIOSK_CRYPTOCARDY_WEBHOOK_URL`, when the test receives card webhooks.
+    pub card_webhook_url: Option<url::Url>,
+    /// The cards desk the running bot uses.
+    pub cards: Option<Arc<CardDesk>>,
     pub store: Store,
     pub dir: tempfile::TempDir,
     dispatch: Option<bot::Running>,
@@ -90,20 +94,33 @@ balance_alert_below = "20"
 
 impl TestShop {
     pub async fn spawn() -> TestShop {
-        Self::spawn_with(false, test_card_options()).await
+        Self::spawn_with(false, test_card_options(), None).await
     }
 
     /// The shop with Cryptorefills (its fake) enabled as well.
     pub async fn spawn_with_cryptorefills() -> TestShop {
-        Self::spawn_with(true, test_card_options()).await
+        Self::spawn_with(true, test_card_options(), None).await
     }
 
     /// The shop with its cards desk built from `card_options`.
     pub async fn spawn_with_cards(card_options: CardDeskOptions) -> TestShop {
-        Self::spawn_with(false, card_options).await
+        Self::spawn_with(false, card_options, None).await
     }
 
-    async fn spawn_with(crypto: bool, card_options: CardDeskOptions) -> TestShop {
+    /// The shop with `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set to `webhook_url` (the caller
+    /// serves the receiver there, over [`TestShop::cards`]).
+    pub async fn spawn_with_card_webhook(
+        card_options: CardDeskOptions,
+        webhook_url: url::Url,
+    ) -> TestShop {
+        Self::spawn_with(false, card_options, Some(webhook_url)).await
+    }
+
+    async fn spawn_with(
+        crypto: bool,
+        card_options: CardDeskOptions,
+        card_webhook_url: Option<url::Url>,
+    ) -> TestShop {
         let telegram = FakeTelegram::start("127.0.0.1:0".parse().unwrap(), TOKEN)
             .await
             .unwrap();
@@ -160,6 +177,8 @@ impl TestShop {
             crypto,
             cryptocardy,
             card_options,
+            card_webhook_url,
+            cards: None,
             store,
             dir,
             dispatch: None,
@@ -200,6 +219,9 @@ impl TestShop {
             "KIOSK_CRYPTOCARDY_URL".to_owned(),
             self.cryptocardy.base_url().to_string(),
         );
+        if let Some(url) = &self.card_webhook_url {
+            env.insert("KIOSK_CRYPTOCARDY_WEBHOOK_URL".to_owned(), url.to_string());
+        }
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
     }
 
@@ -220,6 +242,7 @@ impl TestShop {
         let mut shop = Shop::new(config.clone(), self.store.clone(), providers);
         shop.cards =
             CardDesk::from_config(&config, &self.store, self.card_options.clone()).map(Arc::new);
+        self.cards = shop.cards.clone();
         let shop = Arc::new(shop);
         let dispatcher = bot::dispatcher(bot.clone(), shop, engine.clone());
         self.engine = Some((engine, events));
@@ -228,6 +251,8 @@ impl TestShop {
 
     /// Stops the dispatcher as a restart would, keeping the database.
     pub async fn stop_bot(&mut self) {
+        // The desk's tasks end when its last handle goes.
+        self.cards = None;
         if let Some(dispatch) = self.dispatch.take() {
             dispatch.stop().await;
         }

@@ -5,6 +5,7 @@
 mod admin;
 mod buyer;
 mod buyer_crypto;
+mod card_webhooks;
 mod cards;
 mod demo;
 mod helpers;

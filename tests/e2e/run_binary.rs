@@ -107,7 +107,7 @@ async fn kiosk_run_answers_start_sets_localized_commands_and_stops_on_sigterm() 
 }
 
 #[tokio::test]
-async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
+async fn kiosk_run_receives_signed_fazercards_and_cryptocardy_webhooks_on_kiosk_listen() {
     use kiosk::providers::fazercards::client::signature_header_value;
     use kiosk::sandbox::fazercards::{self, FakeOptions};
 
@@ -127,6 +127,15 @@ async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
             ("KIOSK_FAZERCARDS_API_KEY", fazer.api_key().to_owned()),
             ("KIOSK_FAZERCARDS_WEBHOOK_SECRET", "hook-secret".to_owned()),
             ("KIOSK_LISTEN", format!("127.0.0.1:{port}")),
+            (
+                "KIOSK_CRYPTOCARDY_URL",
+                "http://127.0.0.1:9/v1/api".to_owned(),
+            ),
+            ("KIOSK_SECRET_KEY", "5a".repeat(32)),
+            (
+                "KIOSK_CRYPTOCARDY_WEBHOOK_URL",
+                format!("http://127.0.0.1:{port}/webhooks/cryptocardy"),
+            ),
         ],
     );
 
@@ -168,7 +177,34 @@ async fn kiosk_run_receives_signed_fazercards_webhooks_on_kiosk_listen() {
         replay.status()
     );
 
-    stop_kiosk(child).await;
+    // CryptoCardy's receiver shares the listener: forged refused, signed acknowledged.
+    let cards = format!("http://127.0.0.1:{port}/webhooks/cryptocardy");
+    let event = r#"{"id":"evt_1","event":"card.frozen","data":{"card_id":"card_unknown"}}"#;
+    let secret = kiosk::cards::seal::webhook_secret(&kiosk::config::SecretKey([0x5a; 32]));
+    let sign = |key: &[u8]| kiosk::providers::cryptocardy::sign_webhook(key, event.as_bytes());
+    let forged = client
+        .post(&cards)
+        .header("X-CryptoCardy-Signature", sign(b"hook-secret"))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let signed = client
+        .post(&cards)
+        .header("X-CryptoCardy-Signature", sign(secret.expose().as_bytes()))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 200);
+
+    let log = stop_kiosk(child).await;
+    assert!(log.contains("receiving CryptoCardy card webhooks"), "{log}");
+    assert!(
+        !log.contains(secret.expose()),
+        "the webhook secret reached the log"
+    );
 }
 
 #[tokio::test]
