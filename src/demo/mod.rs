@@ -221,8 +221,28 @@ impl Demo {
             admin,
         });
 
+        // Bound first: the page's address is also where the card fake posts its webhooks.
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| DemoError::Listen(options.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| DemoError::Listen(options.listen, e))?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the demo page is reachable from other machines: anyone who can reach it acts as the buyer and the admin");
+        }
+        let reachable = if addr.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let card_webhook = format!(
+            "http://{reachable}{}",
+            crate::engine::card_webhook::WEBHOOK_PATH
+        );
+
         let database = dir.join("kiosk.db");
-        let env = demo_env(&fakes, &database, &secret_key);
+        let env = demo_env(&fakes, &database, &secret_key, &card_webhook);
         let config = Config::from_parts(&env, Path::new("kiosk-demo.toml"), Some(DEMO_TOML))?;
         let store = Store::open_and_migrate(&config.database_url).await?;
         let (providers, _unsupported) = ProviderRegistry::from_config(&config)
@@ -260,19 +280,16 @@ impl Demo {
         )
         .spawn(engine.clone(), bot::admin::CHECK_EVERY);
         let shop = Arc::new(Shop::new(config, store.clone(), providers));
+        let mut router = web::router(fakes.clone());
+        if let Some(desk) = &shop.cards {
+            router = router.merge(crate::engine::card_webhook::webhook_router(
+                desk.clone(),
+                bot.clone(),
+            ));
+        }
         let dispatcher =
             bot::spawn_polling(bot.clone(), bot::dispatcher(bot, shop, engine.clone()));
 
-        let listener = tokio::net::TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| DemoError::Listen(options.listen, e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| DemoError::Listen(options.listen, e))?;
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "the demo page is reachable from other machines: anyone who can reach it acts as the buyer and the admin");
-        }
-        let router = web::router(fakes.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let serving = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -409,7 +426,7 @@ fn plain_bot(telegram: &FakeTelegram) -> Result<Bot, DemoError> {
     Ok(Bot::new(TOKEN).set_api_url(url))
 }
 
-fn demo_env(fakes: &Fakes, database: &Path, secret_key: &str) -> Env {
+fn demo_env(fakes: &Fakes, database: &Path, secret_key: &str, card_webhook: &str) -> Env {
     [
         (
             "KIOSK_DATABASE_URL",
@@ -445,6 +462,7 @@ fn demo_env(fakes: &Fakes, database: &Path, secret_key: &str) -> Env {
             "KIOSK_CRYPTOCARDY_URL",
             fakes.cryptocardy.base_url().to_string(),
         ),
+        ("KIOSK_CRYPTOCARDY_WEBHOOK_URL", card_webhook.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -401,6 +401,15 @@ async fn the_chain_buttons_pay_the_newest_checkout_and_fund_the_newest_card() {
     );
     let (status, _) = page.post("api/simulate/card", json!({})).await;
     assert_eq!(status, 409);
+    // The page's server also receives the card fake's webhooks (signed, so an
+    // unsigned post is refused).
+    let (status, _) = page
+        .post(
+            "webhooks/cryptocardy",
+            json!({"id": "evt_1", "event": "card.funded", "data": {"card_id": card}}),
+        )
+        .await;
+    assert_eq!(status, 401);
     demo.shutdown().await;
 }
 
