@@ -39,6 +39,8 @@
 //! each; a held order waits in `WaitingForManualAction` until released. Knobs and
 //! `/sandbox/orders/{id}/{pay,refund,fail,hold,release}` reach `PaymentFailed`,
 //! `Refunded`; `fail_setup_next` makes the next order `PaymentSetupFailed`.
+//! `GET /v5/orders/{id}/subscribe` streams the order as server-sent events: the order
+//! at once, again at each change, then `stop` once it is final.
 //! The usual failure knobs: `rate_limit_next`, `server_error_next` (processed, then
 //! the answer replaced), `hang_next`, `malformed_next`.
 
@@ -109,6 +111,8 @@ pub struct CryptorefillsCounts {
     pub validations: u64,
     pub orders_created: u64,
     pub payments: u64,
+    /// Order streams opened (`GET /v5/orders/{id}/subscribe`).
+    pub subscriptions: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +572,7 @@ pub async fn start(
         .route("/v5/orders/validations", post(validate))
         .route("/v5/orders", post(create_order))
         .route("/v5/orders/{id}", get(order))
+        .route("/v5/orders/{id}/subscribe", get(subscribe))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "NOT_FOUND", None) })
         .layer(middleware::from_fn_with_state(shared.clone(), knobs));
     let app = Router::new()
@@ -1461,6 +1466,73 @@ async fn order(State(shared): Shd, Path(id): Path<String>) -> Response {
         Some(o) => ok(s.order_json(o)),
         None => error(StatusCode::NOT_FOUND, "ORDER_NOT_FOUND", None),
     }
+}
+
+/// States after which an order changes no more: the stream sends `stop`.
+fn is_final(state: &str) -> bool {
+    matches!(
+        state,
+        "Done" | "Expired" | "PaymentFailed" | "PaymentSetupFailed" | "Refunded"
+    )
+}
+
+/// `GET /v5/orders/{id}/subscribe`: server-sent events. The order at once, then again
+/// whenever its state changes (looked at every quarter step, at least every 250 ms),
+/// then `stop` once it is final. Ends when the fake stops.
+async fn subscribe(State(shared): Shd, Path(id): Path<String>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let every = {
+        let mut s = shared.lock();
+        if !s.orders.contains_key(&id) {
+            return error(StatusCode::NOT_FOUND, "ORDER_NOT_FOUND", None);
+        }
+        s.counts.subscriptions += 1;
+        (s.opts.step_delay / 4).clamp(Duration::from_millis(10), Duration::from_millis(250))
+    };
+    struct Follow {
+        shared: Arc<Shared>,
+        id: String,
+        last: Option<&'static str>,
+        stopped: bool,
+    }
+    let start = Follow {
+        shared,
+        id,
+        last: None,
+        stopped: false,
+    };
+    let events = futures_util::stream::unfold(start, move |mut f| async move {
+        if f.stopped {
+            return None;
+        }
+        let mut stop = f.shared.stop.clone();
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            let (state, json) = {
+                let s = f.shared.lock();
+                let order = s.orders.get(&f.id)?;
+                (s.state(order), s.order_json(order))
+            };
+            if f.last != Some(state) {
+                f.last = Some(state);
+                let event = Event::default().data(json.to_string());
+                return Some((Ok::<_, std::convert::Infallible>(event), f));
+            }
+            if is_final(state) {
+                f.stopped = true;
+                return Some((Ok(Event::default().event("stop").data("{}")), f));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Sandbox only: what happens on-chain or in Cryptorefills' back office.

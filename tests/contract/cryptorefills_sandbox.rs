@@ -102,6 +102,7 @@ async fn config_built_adapter_talks_to_the_fake() {
         app_version: "0.1.0".into(),
         forwarded_for: "198.51.100.1".into(),
         default_country: "US".into(),
+        stream: true,
     };
     let provider = CryptorefillsProvider::new(&config, Duration::from_secs(2)).unwrap();
     assert_eq!(provider.checkout(), Checkout::BuyerPaid);

@@ -10,6 +10,7 @@ mod cryptocardy_cards;
 mod cryptocardy_logs;
 mod cryptocardy_wire;
 mod cryptorefills_sandbox;
+mod cryptorefills_stream;
 mod cryptorefills_wire;
 mod fazercards_sandbox;
 mod fazercards_wire;

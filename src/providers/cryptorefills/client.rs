@@ -77,6 +77,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::feed::OrderFeed;
+
 use crate::domain::{Email, PhoneE164};
 
 use crate::providers::json::{error_chain, quote_numbers, value_dec, value_text};
@@ -703,6 +705,9 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct CryptorefillsClient {
     http: reqwest::Client,
+    /// For the order stream: no overall timeout (a stream stays open for minutes).
+    stream: reqwest::Client,
+    timeout: Duration,
     base: Url,
     headers: HeaderMap,
     retry: RetryPolicy,
@@ -762,8 +767,14 @@ impl CryptorefillsClient {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| CryptorefillsError::Transport(error_chain(&e)))?;
+        let stream = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| CryptorefillsError::Transport(error_chain(&e)))?;
         Ok(Self {
             http,
+            stream,
+            timeout,
             base: base_url,
             headers,
             retry: RetryPolicy::default(),
@@ -990,6 +1001,80 @@ impl CryptorefillsClient {
         parse_order(&unwrap_one(raw, &["order"]))
     }
 
+    /// `GET /v5/orders/{orderId}/subscribe`: the order's event stream. Opening is
+    /// bounded by the client timeout; the stream then counts as dead after `idle`
+    /// without a byte. Never retried here: the caller reconnects at its own pace.
+    pub async fn subscribe(
+        &self,
+        order_id: &str,
+        idle: Duration,
+    ) -> Result<OrderFeed, CryptorefillsError> {
+        let order_id = order_id.trim();
+        if order_id.is_empty() {
+            return Err(CryptorefillsError::InvalidInput("order id is empty".into()));
+        }
+        let url = self.url(&["v5", "orders", order_id, "subscribe"], &[])?;
+        let mut headers = self.headers.clone();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        headers.remove(reqwest::header::CONTENT_TYPE);
+        let response =
+            tokio::time::timeout(self.timeout, self.stream.get(url).headers(headers).send())
+                .await
+                .map_err(|_| CryptorefillsError::Timeout)?
+                .map_err(transport_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(CryptorefillsError::RateLimited { retry_after });
+            }
+            let bytes = tokio::time::timeout(self.timeout, response.bytes())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let is_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if !is_stream {
+            return Err(CryptorefillsError::Decode(
+                "the order stream is not text/event-stream".into(),
+            ));
+        }
+        Ok(OrderFeed::new(response, idle))
+    }
+
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Url, CryptorefillsError> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|_| {
+                CryptorefillsError::InvalidInput("base URL cannot take a path".into())
+            })?;
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
+    }
+
     async fn get(
         &self,
         segments: &[&str],
@@ -1007,18 +1092,7 @@ impl CryptorefillsClient {
         body: Option<Value>,
         replay: Replay,
     ) -> Result<Value, CryptorefillsError> {
-        let mut url = self.base.clone();
-        {
-            let mut path = url.path_segments_mut().map_err(|_| {
-                CryptorefillsError::InvalidInput("base URL cannot take a path".into())
-            })?;
-            path.pop_if_empty();
-            path.extend(segments);
-        }
-        if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
+        let url = self.url(segments, query)?;
         let attempts = self.retry.max_attempts.max(1);
         let mut backoff = self.retry.backoff;
         let mut attempt = 1;
@@ -1088,34 +1162,39 @@ impl CryptorefillsClient {
             }
             return parse_json(&bytes);
         }
-        let parsed = parse_json(&bytes).ok();
-        // A refusal with a problem list (validation, or creation refused).
-        if status.is_client_error()
-            && let Some(problems) = parsed.as_ref().and_then(problems_of)
-            && !problems.is_empty()
-        {
-            return Err(CryptorefillsError::Problems(problems));
-        }
-        let j = parsed.as_ref().map(J);
-        let detail = j
-            .and_then(|j| j.str(&["detail", "error", "message", "title"]))
-            .unwrap_or_else(|| {
-                status
-                    .canonical_reason()
-                    .unwrap_or("error")
-                    .to_ascii_uppercase()
-                    .replace(' ', "_")
-            });
-        let problem = match ProblemCode::parse(&detail) {
-            ProblemCode::Unknown(_) => None,
-            known => Some(known),
-        };
-        Err(CryptorefillsError::Api {
-            status: status.as_u16(),
-            problem,
-            detail,
-            more_details: j.and_then(|j| j.get(&["moreDetails", "more_details"]).cloned()),
-        })
+        Err(api_error(status, &bytes))
+    }
+}
+
+/// The error of a non-2xx answer (not 429): its problem list, or `{status, detail}`.
+fn api_error(status: StatusCode, bytes: &[u8]) -> CryptorefillsError {
+    let parsed = parse_json(bytes).ok();
+    // A refusal with a problem list (validation, or creation refused).
+    if status.is_client_error()
+        && let Some(problems) = parsed.as_ref().and_then(problems_of)
+        && !problems.is_empty()
+    {
+        return CryptorefillsError::Problems(problems);
+    }
+    let j = parsed.as_ref().map(J);
+    let detail = j
+        .and_then(|j| j.str(&["detail", "error", "message", "title"]))
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_uppercase()
+                .replace(' ', "_")
+        });
+    let problem = match ProblemCode::parse(&detail) {
+        ProblemCode::Unknown(_) => None,
+        known => Some(known),
+    };
+    CryptorefillsError::Api {
+        status: status.as_u16(),
+        problem,
+        detail,
+        more_details: j.and_then(|j| j.get(&["moreDetails", "more_details"]).cloned()),
     }
 }
 
@@ -1341,6 +1420,11 @@ fn problems_of(raw: &Value) -> Option<Vec<ValidationProblem>> {
             _ => None,
         })
         .collect()
+}
+
+/// One `message` of the order stream: the order, shaped as `GET /v5/orders/{id}` answers.
+pub(super) fn parse_order_event(data: &[u8]) -> Result<Order, CryptorefillsError> {
+    parse_order(&unwrap_one(parse_json(data)?, &["order"]))
 }
 
 fn parse_order(v: &Value) -> Result<Order, CryptorefillsError> {

@@ -24,6 +24,7 @@
 //!   no order search: see [`Provider::reconcile`] below for what can be known.
 
 pub mod client;
+pub mod feed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
