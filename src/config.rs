@@ -221,6 +221,8 @@ pub struct CryptorefillsConfig {
     /// the operator's public server address goes here.
     pub forwarded_for: String,
     pub default_country: String,
+    /// Follow open orders on their event stream too (a faster path beside polling).
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +384,7 @@ struct FileCryptorefills {
     app_version: Option<String>,
     forwarded_for: Option<String>,
     default_country: Option<String>,
+    stream: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +397,18 @@ struct FileCryptoCardy {
 
 // ---------------------------------------------------------------------------------
 // Value parsers shared by the environment and the file.
+
+/// `true` / `false` (also `1` / `0`, `on` / `off`, `yes` / `no`).
+fn parse_switch(key: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" => Ok(false),
+        other => Err(ConfigError::new(
+            key,
+            format!("{other:?} is neither true nor false"),
+        )),
+    }
+}
 
 fn parse_decimal(key: &str, text: &str) -> Result<Decimal, ConfigError> {
     Decimal::from_str(text.trim())
@@ -1027,6 +1042,17 @@ impl Config {
                     .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
                 forwarded_for,
                 default_country: country.to_ascii_uppercase(),
+                stream: match look.get(
+                    "KIOSK_CRYPTOREFILLS_STREAM",
+                    "providers.cryptorefills.stream",
+                    refills
+                        .and_then(|f| f.stream)
+                        .map(|b| b.to_string())
+                        .as_deref(),
+                ) {
+                    Some((key, value)) => parse_switch(&key, &value)?,
+                    None => true,
+                },
             });
         }
 
@@ -1228,6 +1254,36 @@ mod tests {
             config.providers.preferences[&ProductFamily::TelegramStars],
             vec![ProviderId::Fragment, ProviderId::FazerCards]
         );
+    }
+
+    #[test]
+    fn the_cryptorefills_stream_is_on_unless_switched_off() {
+        let on = load(&[("KIOSK_CRYPTOREFILLS_PARTNER_ID", "p")], None).unwrap();
+        assert!(on.providers.cryptorefills.unwrap().stream);
+        let off = load(
+            &[("KIOSK_CRYPTOREFILLS_PARTNER_ID", "p")],
+            Some("[providers.cryptorefills]\nstream = false\n"),
+        )
+        .unwrap();
+        assert!(!off.providers.cryptorefills.unwrap().stream);
+        let env_wins = load(
+            &[
+                ("KIOSK_CRYPTOREFILLS_PARTNER_ID", "p"),
+                ("KIOSK_CRYPTOREFILLS_STREAM", "on"),
+            ],
+            Some("[providers.cryptorefills]\nstream = false\n"),
+        )
+        .unwrap();
+        assert!(env_wins.providers.cryptorefills.unwrap().stream);
+        let err = load(
+            &[
+                ("KIOSK_CRYPTOREFILLS_PARTNER_ID", "p"),
+                ("KIOSK_CRYPTOREFILLS_STREAM", "maybe"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "KIOSK_CRYPTOREFILLS_STREAM");
     }
 
     #[test]

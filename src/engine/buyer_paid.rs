@@ -19,6 +19,9 @@
 //!   the buyer's, so it closes at once, and the buyer is told in plain words what the
 //!   provider's state means for them.
 //!
+//! Cryptorefills orders are also followed on their event stream ([`super::order_feed`]),
+//! opened as soon as the provider order exists: each event drives the order at once.
+//!
 //! Each buyer message is claimed in the same transaction as its transition (the
 //! `notices` table), so a webhook, a poll and a restart between them speak once.
 
@@ -178,6 +181,9 @@ impl Engine {
                     // Moved meanwhile (an admin): the poller follows whatever it is now.
                     return Ok(CheckoutOutcome::Followed);
                 }
+                if order.provider == ProviderId::Cryptorefills {
+                    self.watch_order_feed(id, &placed.provider_order_id);
+                }
                 match checkout {
                     Some(checkout) => Ok(CheckoutOutcome::Ready(checkout)),
                     None => {
@@ -281,6 +287,9 @@ impl Engine {
             _ => return Ok(Flow::Wait(Next::Idle)),
         }
         let provider_order_id = order.provider_order_id.clone().unwrap_or_default();
+        if order.provider == ProviderId::Cryptorefills {
+            self.watch_order_feed(order.id, &provider_order_id);
+        }
         let answer = match (order.provider, self.inner.registry.cryptorefills()) {
             (ProviderId::Cryptorefills, Some(refills)) => refills
                 .order_state(&provider_order_id)

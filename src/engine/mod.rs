@@ -11,6 +11,8 @@
 //! - [`reconcile`]: Telegram's Star ledger read for payments whose update was lost.
 //! - [`invoice`]: the Stars invoice the dialogue sends ([`invoice::send_invoice`]).
 //! - [`notify`]: every message the engine writes, from `locales/` (`engine.*`).
+//! - [`buyer_paid`]: crypto orders the buyer pays the provider for;
+//!   [`order_feed`] follows Cryptorefills' on their event stream beside polling.
 //! - [`cards`]: the virtual-card desk (followers, details deletion, buyer budgets);
 //!   [`card_webhook`] its CryptoCardy webhook receiver.
 //!
@@ -30,6 +32,7 @@ pub mod card_webhook;
 pub mod cards;
 pub mod invoice;
 pub mod notify;
+pub mod order_feed;
 pub mod payments;
 pub mod poller;
 pub mod reconcile;
@@ -168,6 +171,8 @@ pub(crate) struct Inner {
     completed: Notify,
     /// One Star-ledger reconciliation at a time ([`reconcile`]).
     reconciling: tokio::sync::Mutex<()>,
+    /// Cryptorefills order streams ([`order_feed`]).
+    feeds: order_feed::Feeds,
 }
 
 /// The engine: cheap to clone, one per process.
@@ -208,6 +213,7 @@ impl Engine {
                 poller: std::sync::Mutex::new(None),
                 completed: Notify::new(),
                 reconciling: tokio::sync::Mutex::new(()),
+                feeds: order_feed::Feeds::default(),
             }),
         }
     }

@@ -485,3 +485,66 @@ async fn a_crypto_order_cannot_be_paid_through_telegram() {
         .unwrap_err();
     assert_eq!(refusal, Refusal::NotPayable);
 }
+
+/// Waits until the engine holds `n` order streams open.
+async fn wait_feeds(shop: &TestShop, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while shop.engine().order_feeds_running() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} order streams open, not {n}",
+            shop.engine().order_feeds_running()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// With a ten-minute poll, only the order's event stream can bring the code within the
+/// test's wait: it is opened with the checkout (and again after a restart), drives the
+/// order at each event, and closes on `stop`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_stream_brings_the_code_long_before_the_next_poll() {
+    let mut shop = TestShop::spawn_with_cryptorefills_and(&[("KIOSK_POLL_INTERVAL", "10m")]).await;
+    let user = shop.buyer(905, Some("streamed"), "en");
+    let order = buy_airbnb(&shop, &user).await;
+    wait_feeds(&shop, 1).await;
+    assert_eq!(shop.cryptorefills.counts().subscriptions, 1);
+
+    // A restart with the stream open: the shutdown is not held by it, and the first
+    // sweep of the new process opens it again.
+    tokio::time::timeout(Duration::from_secs(5), shop.stop_bot())
+        .await
+        .expect("the engine stops with a stream open");
+    shop.start_bot().await;
+    wait_feeds(&shop, 1).await;
+    assert_eq!(shop.cryptorefills.counts().subscriptions, 2);
+
+    let provider_order = order.provider_order_id.clone().expect("provider order");
+    shop.cryptorefills
+        .simulate_payment(&provider_order)
+        .unwrap();
+    let done = wait_status(&shop, &order, OrderStatus::Completed).await;
+    let goods = expect_text(&user, &format!("Order #{} is complete", order.id)).await;
+    let code = done.delivered.clone().unwrap().codes.remove(0);
+    assert!(goods.body().contains(&code), "{}", goods.body());
+    // `stop` after Done: the stream is closed and not reopened.
+    wait_feeds(&shop, 0).await;
+    assert_eq!(shop.cryptorefills.counts().subscriptions, 2);
+    assert_eq!(count(&user, &code), 1);
+}
+
+/// Switched off, no stream is opened and polling alone follows the order.
+#[tokio::test]
+async fn with_the_stream_switched_off_polling_follows_the_order() {
+    let shop =
+        TestShop::spawn_with_cryptorefills_and(&[("KIOSK_CRYPTOREFILLS_STREAM", "false")]).await;
+    let user = shop.buyer(906, Some("polled"), "en");
+    let order = buy_airbnb(&shop, &user).await;
+    let provider_order = order.provider_order_id.clone().expect("provider order");
+    shop.cryptorefills
+        .simulate_payment(&provider_order)
+        .unwrap();
+    wait_status(&shop, &order, OrderStatus::Completed).await;
+    assert_eq!(shop.cryptorefills.counts().subscriptions, 0);
+    assert_eq!(shop.engine().order_feeds_running(), 0);
+}

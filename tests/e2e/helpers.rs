@@ -42,6 +42,8 @@ pub struct TestShop {
     pub card_webhook_url: Option<url::Url>,
     /// The cards desk the running bot uses.
     pub cards: Option<Arc<CardDesk>>,
+    /// Variables set over the defaults (e.g. a slower `KIOSK_POLL_INTERVAL`).
+    pub extra_env: Vec<(String, String)>,
     pub store: Store,
     pub dir: tempfile::TempDir,
     dispatch: Option<bot::Running>,
@@ -100,6 +102,18 @@ impl TestShop {
     /// The shop with Cryptorefills (its fake) enabled as well.
     pub async fn spawn_with_cryptorefills() -> TestShop {
         Self::spawn_with(true, test_card_options(), None).await
+    }
+
+    /// The shop with Cryptorefills, and `env` over the default variables.
+    pub async fn spawn_with_cryptorefills_and(env: &[(&str, &str)]) -> TestShop {
+        let mut shop = Self::spawn_with(true, test_card_options(), None).await;
+        shop.stop_bot().await;
+        shop.extra_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        shop.start_bot().await;
+        shop
     }
 
     /// The shop with its cards desk built from `card_options`.
@@ -179,6 +193,7 @@ impl TestShop {
             card_options,
             card_webhook_url,
             cards: None,
+            extra_env: Vec::new(),
             store,
             dir,
             dispatch: None,
@@ -222,6 +237,7 @@ impl TestShop {
         if let Some(url) = &self.card_webhook_url {
             env.insert("KIOSK_CRYPTOCARDY_WEBHOOK_URL".to_owned(), url.to_string());
         }
+        env.extend(self.extra_env.iter().cloned());
         Config::from_parts(&env, Path::new("kiosk.toml"), Some(TOML)).unwrap()
     }
 
