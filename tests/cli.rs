@@ -210,3 +210,91 @@ fn sandbox_prints_one_json_line_per_provider_and_serves_them() {
         ]
     );
 }
+
+/// Copies `from` (a file or a directory tree) to `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// The image's build stage sees only what its `COPY` lines bring in (and
+/// `.dockerignore` lets through): from just that, cargo must read the manifest and find
+/// the `kiosk` binary. No Docker daemon is needed for this part of `docker build`, the
+/// part that broke once (a bench declared in Cargo.toml, left out of the context).
+#[test]
+fn the_docker_build_stage_copies_everything_cargo_reads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let ignored: Vec<String> = std::fs::read_to_string(root.join(".dockerignore"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let build_stage: Vec<&str> = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "))
+        .collect();
+    let context = tempfile::tempdir().unwrap();
+    let mut copied = Vec::new();
+    for line in build_stage.iter().filter(|l| l.starts_with("COPY ")) {
+        assert!(!line.contains("--from"), "{line}");
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let (dest, sources) = words.split_last().unwrap();
+        for source in sources {
+            assert!(
+                !ignored.iter().any(|i| i == source),
+                ".dockerignore drops {source}, which the Dockerfile copies"
+            );
+            let target = if matches!(*dest, "./" | ".") {
+                context.path().join(source)
+            } else {
+                context.path().join(dest)
+            };
+            copy_tree(&root.join(source), &target);
+            copied.push(*source);
+        }
+    }
+    for needed in ["Cargo.toml", "Cargo.lock", "src", "migrations", "locales"] {
+        assert!(
+            copied.contains(&needed),
+            "the Dockerfile does not copy {needed}"
+        );
+    }
+    // Asking for a binary that does not exist makes cargo read every target the
+    // manifest declares (the step that fails on a missing file) and then list the
+    // binaries it found, without compiling anything.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "check",
+            "--offline",
+            "--locked",
+            "--bin",
+            "__no_such_binary__",
+        ])
+        .arg("--manifest-path")
+        .arg(context.path().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", context.path().join("target"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("failed to parse manifest") && stderr.contains("available bin targets"),
+        "cargo cannot read the manifest in the image's build context: {stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.trim() == "kiosk"),
+        "no kiosk binary in the image's build context: {stderr}"
+    );
+}
