@@ -235,8 +235,11 @@ pub enum WebhookOutcome {
     Updated {
         /// The event's name (`card.funded`, `3ds.challenge`, …).
         event: String,
+        /// What the event is about besides the card (a transaction id), as sent: to be
+        /// looked up at the provider, not believed.
+        object_id: Option<String>,
         owner: i64,
-        card: CardView,
+        card: Box<CardView>,
         /// The state before, when it changed.
         previous: Option<CardState>,
     },

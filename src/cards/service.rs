@@ -72,7 +72,7 @@ pub struct IssuedCardView {
 }
 
 /// The events a new card's webhook subscribes to.
-const WEBHOOK_EVENTS: [&str; 7] = [
+const WEBHOOK_EVENTS: [&str; 9] = [
     "card.created",
     "card.funded",
     "card.frozen",
@@ -80,6 +80,8 @@ const WEBHOOK_EVENTS: [&str; 7] = [
     "card.terminated",
     "deposit.confirmed",
     "3ds.challenge",
+    "transaction.settled",
+    "transaction.declined",
 ];
 
 #[derive(Clone)]
@@ -525,6 +527,21 @@ impl CardService {
             .collect())
     }
 
+    /// One of the card's recent transactions (the latest 50), by id, as the provider
+    /// has it; `None` when it is not among them.
+    pub async fn transaction(
+        &self,
+        owner: i64,
+        card: CardId,
+        id: &str,
+    ) -> Result<Option<CardTransaction>, CardError> {
+        Ok(self
+            .transactions(owner, card)
+            .await?
+            .into_iter()
+            .find(|t| t.id == id))
+    }
+
     /// 3-D Secure codes waiting for the owner to type them in.
     pub async fn pending_3ds(
         &self,
@@ -643,9 +660,10 @@ impl CardService {
         };
         Ok(WebhookOutcome::Updated {
             event: event.event,
+            object_id: event.object_id,
             owner: row.owner_id,
             previous: (card.state != row.state).then_some(row.state),
-            card,
+            card: Box::new(card),
         })
     }
 

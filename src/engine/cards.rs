@@ -8,8 +8,8 @@
 //! client's own budgets). With `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every new card's
 //! events also come to [`CardDesk::receive_webhook`] (mounted by
 //! [`crate::engine::card_webhook`]): a signed delivery refreshes the card at once, tells
-//! the owner it is active or that a payment waits for a 3-D Secure code, and wakes the
-//! card's follower. Polling goes on either way: a lost webhook only costs time.
+//! the owner it is active, that a payment waits for a 3-D Secure code, or what a payment
+//! with the card cost (or that it was declined), and wakes the card's follower. Polling goes on either way: a lost webhook only costs time.
 //! "Funded and active" is said once per card, whichever path sees it first
 //! (`cards.ready_announced_at`).
 //!
@@ -36,11 +36,13 @@ use tokio::time::Instant;
 use crate::bot::KioskBot;
 use crate::bot::cards::{CardCallback, card_title, money};
 use crate::cards::{
-    CardError, CardId, CardService, CardServiceOptions, CardState, CardView, CardWebhook,
-    WebhookOutcome,
+    CardError, CardId, CardService, CardServiceOptions, CardState, CardTransaction, CardView,
+    CardWebhook, WebhookOutcome,
 };
 use crate::config::{Config, Language};
-use crate::providers::cryptocardy::client::{Budget, ClientOptions, CryptoCardyClient};
+use crate::providers::cryptocardy::client::{
+    Budget, ClientOptions, CryptoCardyClient, TransactionKind,
+};
 use crate::providers::ratelimit::{Limit, RateLimiter};
 use crate::store::Store;
 
@@ -222,7 +224,11 @@ impl CardDesk {
     ) -> Result<(), CardError> {
         let inner = &self.inner;
         let WebhookOutcome::Updated {
-            event, owner, card, ..
+            event,
+            object_id,
+            owner,
+            card,
+            ..
         } = inner.service.handle_webhook(body, signature).await?
         else {
             return Ok(());
@@ -234,6 +240,27 @@ impl CardDesk {
             let lang = language(inner, owner).await;
             if let Err(error) = send_three_ds_alert(bot, ChatId(owner), lang, &card).await {
                 tracing::warn!(card = %card.id, %error, "telling the owner a 3-D Secure code waits");
+            }
+        }
+        if let ("transaction.settled" | "transaction.declined", Some(id)) =
+            (event.as_str(), object_id.as_deref())
+        {
+            // The body names the transaction; what it was is read from the provider.
+            match inner.service.transaction(owner, card.id, id).await {
+                Ok(Some(txn)) => {
+                    let lang = language(inner, owner).await;
+                    if let Err(error) =
+                        send_transaction(bot, ChatId(owner), lang, &card, &txn).await
+                    {
+                        tracing::warn!(card = %card.id, %error, "telling the owner about a payment");
+                    }
+                }
+                Ok(None) => {
+                    tracing::debug!(card = %card.id, "webhook names a transaction the card does not list")
+                }
+                Err(error) => {
+                    tracing::info!(card = %card.id, %error, "reading a card transaction for its owner")
+                }
             }
         }
         // The follower looks again now instead of after its interval (and stops if the
@@ -716,6 +743,65 @@ async fn send_ready(
     bot.send_message(chat, text)
         .parse_mode(ParseMode::Html)
         .reply_markup(keyboard)
+        .await?;
+    Ok(())
+}
+
+/// A payment made (settled) or refused (declined) with the card, as the provider lists
+/// it: amount, merchant, the balance after. A decline offers the funding address.
+async fn send_transaction(
+    bot: &KioskBot,
+    chat: ChatId,
+    lang: Language,
+    card: &CardView,
+    txn: &CardTransaction,
+) -> Result<(), RequestError> {
+    use teloxide::utils::html::escape;
+    let l = lang.code();
+    let declined = txn.kind == TransactionKind::Decline;
+    if !declined && txn.kind != TransactionKind::Settlement {
+        return Ok(());
+    }
+    let amount = if txn.currency.eq_ignore_ascii_case("USD") {
+        money(txn.amount.abs())
+    } else {
+        format!("{} {}", txn.amount.abs().normalize(), txn.currency)
+    };
+    let merchant = txn
+        .merchant
+        .clone()
+        .unwrap_or_else(|| t!("vcards.payment.unnamed_merchant", locale = l).into_owned());
+    let balance = txn
+        .balance_after
+        .or(card.balance)
+        .map(money)
+        .unwrap_or_else(|| "—".to_owned());
+    let text = t!(
+        if declined {
+            "vcards.payment.declined"
+        } else {
+            "vcards.payment.settled"
+        },
+        locale = l,
+        card = escape(&card_title(lang, card)),
+        amount = escape(&amount),
+        merchant = escape(&merchant),
+        balance = escape(&balance)
+    )
+    .into_owned();
+    let mut rows = vec![vec![InlineKeyboardButton::callback(
+        t!("vcards.button.open", locale = l).into_owned(),
+        CardCallback::Open(card.id).encode(),
+    )]];
+    if declined {
+        rows.push(vec![InlineKeyboardButton::callback(
+            t!("vcards.button.fund", locale = l).into_owned(),
+            CardCallback::Fund(card.id).encode(),
+        )]);
+    }
+    bot.send_message(chat, text)
+        .parse_mode(ParseMode::Html)
+        .reply_markup(InlineKeyboardMarkup::new(rows))
         .await?;
     Ok(())
 }

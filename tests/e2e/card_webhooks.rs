@@ -1,6 +1,7 @@
 //! CryptoCardy webhooks end to end: with `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every new
 //! card registers the shop's receiver; the fake posts signed events to it, so the owner
-//! hears about the funding and a waiting 3-D Secure code long before the next poll
+//! hears about the funding, a waiting 3-D Secure code and each payment (or decline)
+//! long before the next poll
 //! (set to ten minutes here, so only a webhook can be that fast).
 
 use std::str::FromStr;
@@ -61,6 +62,29 @@ async fn signed_webhooks_tell_the_owner_at_once_and_forged_ones_are_refused() {
     expect_text(&buyer, "is waiting for its 3-D Secure code").await;
     tap(&buyer, "🔐 Show the code").await;
     expect_text(&buyer, &format!("<code>{otp}</code>")).await;
+
+    // Payments with the card: what it cost and the balance after, or the decline with
+    // a way to fund the card.
+    assert!(
+        shop.cryptocardy
+            .simulate_purchase(&provider_id, "COFFEE SHOP", dec("2.25"))
+            .unwrap()
+    );
+    let spent = expect_text(&buyer, "$2.25 spent at COFFEE SHOP").await;
+    assert!(spent.body().contains("Balance: $22.75"), "{}", spent.body());
+    assert!(
+        !shop
+            .cryptocardy
+            .simulate_purchase(&provider_id, "BIG TV <STORE>", dec("900"))
+            .unwrap()
+    );
+    let declined = expect_text(&buyer, "was declined").await;
+    assert!(
+        declined.body().contains("$900.00 at BIG TV &lt;STORE&gt;"),
+        "{}",
+        declined.body()
+    );
+    assert!(declined.button_with_text("➕ Fund").is_some());
 
     // Two events and a woken follower saw the card active: the buyer heard it once.
     let ready = buyer

@@ -1159,6 +1159,9 @@ pub struct WebhookEvent {
     pub event: String,
     pub card_id: Option<String>,
     pub state: Option<RemoteCardState>,
+    /// The id of the object the event is about when it is not the card itself (a
+    /// transaction, a 3-D Secure challenge).
+    pub object_id: Option<String>,
 }
 
 /// Reads a delivery body: `{"id", "event" | "type", "data": {"card_id" | "id", "status"}}`.
@@ -1174,8 +1177,12 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, CardyError> {
         .str(&["card_id"])
         .or_else(|| d.get(&["card"]).and_then(|c| J(c).str(&["id"])))
         .or_else(|| event.starts_with("card.").then(|| d.str(&["id"])).flatten());
+    let object_id = (!event.starts_with("card."))
+        .then(|| d.str(&["id"]))
+        .flatten();
     Ok(WebhookEvent {
         id: j.str(&["event_id", "id"]),
+        object_id,
         event,
         card_id,
         state: d
@@ -1513,6 +1520,13 @@ mod tests {
         let event = parse_webhook(body).unwrap();
         assert_eq!(event.card_id.as_deref(), Some("card_1"));
         assert_eq!(event.state, Some(RemoteCardState::Active));
+        assert_eq!(event.object_id, None, "a card event is about the card");
+
+        let txn = br#"{"id":"evt_9","event":"transaction.declined","data":{"id":"txn_7","card_id":"card_1","type":"decline"}}"#;
+        let event = parse_webhook(txn).unwrap();
+        assert_eq!(event.id.as_deref(), Some("evt_9"));
+        assert_eq!(event.card_id.as_deref(), Some("card_1"));
+        assert_eq!(event.object_id.as_deref(), Some("txn_7"));
     }
 
     #[test]
