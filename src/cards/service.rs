@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use url::Url;
 
@@ -226,24 +227,65 @@ impl CardService {
                 Err(e) => tracing::debug!(card = %row.id, error = %e, "card id not known yet"),
             }
         }
-        if let Some(webhook) = &self.options.webhook {
-            let key = format!("{}-webhook", row.idempotency_key);
-            match self
-                .client
-                .register_webhook(
-                    &issued.seed,
-                    &webhook.url,
-                    &WEBHOOK_EVENTS,
-                    &webhook.secret,
-                    &key,
-                )
-                .await
-            {
-                Ok(_) => tracing::debug!(card = %row.id, "card webhook registered"),
-                // Polling still follows the card: the webhook is only a faster path.
-                Err(e) => tracing::warn!(card = %row.id, error = %e, "card webhook not registered"),
-            }
+        if let Err(e) = self.register_webhook(row, &issued.seed, None).await {
+            // Polling still follows the card: the webhook is only a faster path, and the
+            // next start tries again.
+            tracing::warn!(card = %row.id, error = %e, "card webhook not registered");
         }
+        Ok(())
+    }
+
+    /// Makes the card's seed post its events to the configured webhook: registers it
+    /// when the card has none or one at another URL (deleting that one first). Nothing
+    /// to do without a configured webhook, or when the card is no longer live.
+    pub async fn ensure_webhook(&self, row: &CardRow) -> Result<(), CardError> {
+        let Some(webhook) = &self.options.webhook else {
+            return Ok(());
+        };
+        if !matches!(
+            row.state,
+            CardState::PendingTopUp | CardState::Active | CardState::Frozen
+        ) || row.webhook_url.as_deref() == Some(webhook.url.as_str())
+        {
+            return Ok(());
+        }
+        let seed = self.seed(row)?;
+        self.register_webhook(row, &seed, row.webhook_id.as_deref())
+            .await
+    }
+
+    async fn register_webhook(
+        &self,
+        row: &CardRow,
+        seed: &CardSeed,
+        replaces: Option<&str>,
+    ) -> Result<(), CardError> {
+        let Some(webhook) = &self.options.webhook else {
+            return Ok(());
+        };
+        if let Some(old) = replaces {
+            self.client
+                .delete_webhook(seed, old)
+                .await
+                .map_err(CardError::from_provider)?;
+            self.store.set_card_webhook(row.id, None).await?;
+        }
+        // One key per card and URL: a registration interrupted by a crash is replayed,
+        // not doubled; a new URL is a new registration.
+        let key = format!(
+            "{}-webhook-{}",
+            row.idempotency_key,
+            &hex::encode(Sha256::digest(webhook.url.as_str().as_bytes()))[..16]
+        );
+        let registered = self
+            .client
+            .register_webhook(seed, &webhook.url, &WEBHOOK_EVENTS, &webhook.secret, &key)
+            .await
+            .map_err(CardError::from_provider)?;
+        self.store
+            .set_card_webhook(row.id, Some((&registered.id, webhook.url.as_str())))
+            .await?;
+        tracing::debug!(card = %row.id, "card webhook registered");
         Ok(())
     }
 
@@ -667,13 +709,22 @@ impl CardService {
         })
     }
 
-    /// After a restart: re-sends interrupted issuing calls (with their stored keys) and
-    /// lists the cards still waiting for funding, as `(owner, card)`, to follow again.
+    /// After a restart: re-sends interrupted issuing calls (with their stored keys),
+    /// registers the configured webhook for live cards that lack it (issued before it
+    /// was set, or at another URL), and lists the cards still waiting for funding, as
+    /// `(owner, card)`, to follow again.
     pub async fn resume(&self) -> Result<Vec<(i64, CardId)>, CardError> {
         if let Some(vault) = &self.vault {
             for row in self.store.cards_in_state(CardState::Issuing).await? {
                 if let Err(e) = self.complete_issue(vault, &row).await {
                     tracing::warn!(card = %row.id, error = %e, "resuming a card issue failed");
+                }
+            }
+            if self.options.webhook.is_some() {
+                for row in self.store.live_cards().await? {
+                    if let Err(e) = self.ensure_webhook(&row).await {
+                        tracing::warn!(card = %row.id, error = %e, "card webhook not registered");
+                    }
                 }
             }
         }

@@ -119,8 +119,8 @@ struct Inner {
     challenges: Vec<Challenge>,
     /// `(seed or "", key)` → the first answer.
     idempotency: HashMap<(String, String), (u16, Value)>,
-    /// Registered webhooks per seed: url, secret, events.
-    webhooks: HashMap<String, Vec<(Url, String, Vec<String>)>>,
+    /// Registered webhooks per seed.
+    webhooks: HashMap<String, Vec<Hook>>,
     windows: HashMap<String, VecDeque<Instant>>,
     counts: CryptoCardyCounts,
     next_id: u64,
@@ -209,6 +209,7 @@ pub async fn start(
         .route(&p("/3ds"), get(three_ds))
         .route(&p("/wallet/balance"), get(wallet_balance))
         .route(&p("/webhooks"), post(register_webhook))
+        .route(&p("/webhooks/{id}"), axum::routing::delete(delete_webhook))
         .route(&p("/sandbox/cards/{id}/deposit"), post(sandbox_deposit))
         .route(&p("/sandbox/cards/{id}/purchase"), post(sandbox_purchase))
         .route(&p("/sandbox/cards/{id}/3ds"), post(sandbox_3ds))
@@ -253,6 +254,18 @@ impl CryptoCardySandbox {
     /// Every event from now on also goes to `url`, signed with `secret`.
     pub fn set_webhook(&self, url: Url, secret: &str) {
         self.shared.lock().options.webhook = Some((url, secret.to_owned()));
+    }
+
+    /// The URLs of the webhooks registered by a card's seed (with `POST /webhooks`).
+    pub fn webhooks_of(&self, card_id: &str) -> Vec<String> {
+        let s = self.shared.lock();
+        let Some(card) = s.cards.get(card_id) else {
+            return Vec::new();
+        };
+        s.webhooks
+            .get(&card.seed)
+            .map(|hooks| hooks.iter().map(|h| h.url.to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// The ids of every card issued, oldest first.
@@ -1185,12 +1198,34 @@ async fn register_webhook(
     let id = format!("wh_{}{}", random_alnum(6), s.next_id);
     let body = json!({"id": id, "url": url.as_str(), "events": events, "secret": secret,
                       "active": true, "created_at": now()});
-    s.webhooks
-        .entry(seed.clone())
-        .or_default()
-        .push((url, secret, events));
+    s.webhooks.entry(seed.clone()).or_default().push(Hook {
+        id,
+        url,
+        secret,
+        events,
+    });
     remember(&mut s, &seed, &key, StatusCode::CREATED, &body);
     json_response(StatusCode::CREATED, &body)
+}
+
+/// `DELETE /webhooks/{id}`: only the seed's own; 404 for any other.
+async fn delete_webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut s = shared.lock();
+    let seed = match authorized(&mut s, &headers, None) {
+        Ok((seed, _)) => seed,
+        Err(response) => return *response,
+    };
+    let hooks = s.webhooks.entry(seed).or_default();
+    let before = hooks.len();
+    hooks.retain(|h| h.id != id);
+    if hooks.len() == before {
+        return error(StatusCode::NOT_FOUND, "not_found", "No such webhook");
+    }
+    json_response(StatusCode::OK, &json!({"id": id, "deleted": true}))
 }
 
 async fn sandbox_deposit(
@@ -1380,6 +1415,14 @@ fn challenge(
 
 // ───────────────────────────── webhooks ─────────────────────────────
 
+/// A webhook registered with `POST /webhooks` by one seed.
+struct Hook {
+    id: String,
+    url: Url,
+    secret: String,
+    events: Vec<String>,
+}
+
 /// One signed delivery, ready to post.
 struct Delivery {
     url: Url,
@@ -1401,8 +1444,8 @@ fn event(s: &Inner, seed: &str, name: &str, data: Value) -> Vec<Delivery> {
         targets.extend(
             hooks
                 .iter()
-                .filter(|(_, _, events)| events.iter().any(|e| e == "*" || e == name))
-                .map(|(url, secret, _)| (url.clone(), secret.clone())),
+                .filter(|h| h.events.iter().any(|e| e == "*" || e == name))
+                .map(|h| (h.url.clone(), h.secret.clone())),
         );
     }
     targets

@@ -75,6 +75,9 @@ pub struct CardRow {
     pub failure: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The webhook this card's seed registered, and where it points.
+    pub webhook_id: Option<String>,
+    pub webhook_url: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -95,6 +98,8 @@ struct RawCard {
     failure: Option<String>,
     created_at: i64,
     updated_at: i64,
+    webhook_id: Option<String>,
+    webhook_url: Option<String>,
 }
 
 impl TryFrom<RawCard> for CardRow {
@@ -128,13 +133,15 @@ impl TryFrom<RawCard> for CardRow {
             failure: raw.failure,
             created_at: from_millis(raw.created_at)?,
             updated_at: from_millis(raw.updated_at)?,
+            webhook_id: raw.webhook_id,
+            webhook_url: raw.webhook_url,
         })
     }
 }
 
 const COLUMNS: &str = "id, owner_id, provider_card_id, seed_nonce, seed_ciphertext, card_type, \
      asset, network, state, last4, wallet_address, balance, idempotency_key, failure, \
-     created_at, updated_at";
+     created_at, updated_at, webhook_id, webhook_url";
 
 impl Store {
     /// Writes a card in state `issuing`, before the issuing call.
@@ -279,6 +286,32 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The webhook the card's seed has registered now (`None`: none).
+    pub async fn set_card_webhook(
+        &self,
+        id: CardId,
+        webhook: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cards SET webhook_id = ?, webhook_url = ? WHERE id = ?")
+            .bind(webhook.map(|(id, _)| id))
+            .bind(webhook.map(|(_, url)| url))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cards whose seed may still produce events: waiting for funding, active, frozen.
+    pub async fn live_cards(&self) -> Result<Vec<CardRow>, StoreError> {
+        let rows: Vec<RawCard> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM cards
+             WHERE state IN ('pending_top_up', 'active', 'frozen') ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(CardRow::try_from).collect()
     }
 
     /// Claims telling the owner that the card is funded and active: `true` for the one

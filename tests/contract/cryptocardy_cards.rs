@@ -621,3 +621,81 @@ async fn signed_webhooks_move_the_card_without_polling() {
     );
     assert!(s.fake.counts().webhooks_sent >= 2);
 }
+
+/// A service over the same fake and store as `s`, with `webhook` configured (a restart
+/// with another `KIOSK_CRYPTOCARDY_WEBHOOK_URL`).
+fn restarted_with(s: &Setup, webhook: Option<CardWebhook>) -> CardService {
+    let client =
+        CryptoCardyClient::new(s.fake.base_url(), ClientOptions::default()).expect("client");
+    CardService::new(
+        s.store.clone(),
+        client,
+        Some(&key()),
+        CardServiceOptions {
+            poll_interval: Duration::from_millis(20),
+            follow_timeout: Duration::from_secs(5),
+            webhook,
+        },
+    )
+}
+
+fn hook(url: &str) -> CardWebhook {
+    CardWebhook {
+        url: Url::parse(url).expect("url"),
+        secret: Secret::new(WEBHOOK_SECRET),
+    }
+}
+
+#[tokio::test]
+async fn cards_issued_before_the_webhook_get_it_at_the_next_start_and_follow_a_new_url() {
+    let s = setup(Some(key()), None).await;
+    let issued = s
+        .service
+        .issue(OWNER, usdt_sol_visa())
+        .await
+        .expect("issue");
+    let provider_id = s.fake.card_ids().pop().expect("card");
+    assert!(s.fake.webhooks_of(&provider_id).is_empty());
+
+    // The URL is set: the next start registers it, once however often it starts.
+    let first = "http://127.0.0.1:9/webhooks/cryptocardy";
+    let service = restarted_with(&s, Some(hook(first)));
+    service.resume().await.expect("resume");
+    assert_eq!(s.fake.webhooks_of(&provider_id), vec![first.to_owned()]);
+    service.resume().await.expect("resume again");
+    assert_eq!(s.fake.webhooks_of(&provider_id), vec![first.to_owned()]);
+    let row = s
+        .store
+        .card_of_owner(OWNER, issued.card.id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.webhook_url.as_deref(), Some(first));
+    assert!(row.webhook_id.is_some());
+
+    // Another URL: the old registration is deleted and the new one made.
+    let second = "http://127.0.0.1:9/hooks/cards";
+    restarted_with(&s, Some(hook(second)))
+        .resume()
+        .await
+        .expect("resume with a new URL");
+    assert_eq!(s.fake.webhooks_of(&provider_id), vec![second.to_owned()]);
+
+    // A terminated card's seed is left alone.
+    s.fake
+        .simulate_funding(&provider_id, dec("10"))
+        .expect("fund");
+    s.service
+        .refresh(OWNER, issued.card.id)
+        .await
+        .expect("refresh");
+    s.service
+        .terminate(OWNER, issued.card.id, OwnerConfirmed)
+        .await
+        .expect("terminate");
+    restarted_with(&s, Some(hook(first)))
+        .resume()
+        .await
+        .expect("resume");
+    assert_eq!(s.fake.webhooks_of(&provider_id), vec![second.to_owned()]);
+}

@@ -915,6 +915,22 @@ impl CryptoCardyClient {
         })
     }
 
+    /// `DELETE /webhooks/{id}`: no more events to that endpoint. One the provider no
+    /// longer knows counts as deleted.
+    pub async fn delete_webhook(
+        &self,
+        seed: &CardSeed,
+        webhook_id: &str,
+    ) -> Result<(), CardyError> {
+        let id = checked_id(webhook_id)?;
+        let segments = ["webhooks", id];
+        let call = Call::write(Method::DELETE, &segments, seed, None);
+        match self.send(call).await {
+            Ok(_) | Err(CardyError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send(&self, call: Call<'_>) -> Result<Value, CardyError> {
         let url = self.url(call.segments, &call.query)?;
         let replay_safe = call.read || call.idempotency_key.is_some();
