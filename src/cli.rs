@@ -230,7 +230,32 @@ async fn check(config: &Config) -> Result<(), CliError> {
             } else {
                 println!("  virtual cards not offered: KIOSK_SECRET_KEY is not set");
             }
+            match config
+                .providers
+                .cryptocardy
+                .as_ref()
+                .and_then(|c| c.webhook_url.as_ref())
+            {
+                Some(url) => println!(
+                    "  card webhooks to {url} (served on {} at {})",
+                    config.telegram.listen,
+                    crate::engine::card_webhook::WEBHOOK_PATH
+                ),
+                None => println!("  card webhooks off: cards are followed by polling only"),
+            }
             continue;
+        }
+        if id == crate::providers::ProviderId::Cryptorefills
+            && let Some(refills) = &config.providers.cryptorefills
+        {
+            println!(
+                "  order stream: {}",
+                if refills.stream {
+                    "on (beside polling)"
+                } else {
+                    "off (polling only)"
+                }
+            );
         }
         if unsupported.contains(&id) {
             println!("  no adapter for {id} in this build yet: not selling through it");

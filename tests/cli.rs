@@ -93,6 +93,29 @@ fn check_asks_each_enabled_provider_and_never_prints_secrets() {
         );
     }
 
+    // CryptoCardy (no balance to ask) says whether cards and their webhooks are on.
+    let output = kiosk()
+        .arg("check")
+        .env("KIOSK_CRYPTOCARDY_URL", "http://127.0.0.1:9/v1/api")
+        .env("KIOSK_SECRET_KEY", "5a".repeat(32))
+        .env(
+            "KIOSK_CRYPTOCARDY_WEBHOOK_URL",
+            "https://shop.example/webhooks/cryptocardy",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("virtual cards offered to buyers"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("card webhooks to https://shop.example/webhooks/cryptocardy"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&"5a".repeat(32)), "{stdout}");
+
     // A provider that does not answer fails the check, naming it.
     let output = kiosk()
         .arg("check")

@@ -303,6 +303,26 @@ impl Store {
         Ok(())
     }
 
+    /// How many cards are in each state: all of them, or those created since `since`.
+    pub async fn card_state_counts(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(CardState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM cards WHERE created_at >= ? GROUP BY state",
+        )
+        .bind(since.map(to_millis).unwrap_or(i64::MIN))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(state, n)| {
+                CardState::parse(&state)
+                    .map(|s| (s, n))
+                    .ok_or_else(|| StoreError::Corrupt(format!("card state {state:?}")))
+            })
+            .collect()
+    }
+
     /// Cards whose seed may still produce events: waiting for funding, active, frozen.
     pub async fn live_cards(&self) -> Result<Vec<CardRow>, StoreError> {
         let rows: Vec<RawCard> = sqlx::query_as(&format!(
@@ -498,5 +518,32 @@ mod tests {
         // Another card has its own claim.
         let other = store.insert_card(&new_card(1, "k-other")).await.unwrap();
         assert!(store.claim_card_ready_announcement(other).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn card_states_are_counted_overall_and_since_a_time() {
+        let store = Store::open_and_migrate("sqlite::memory:").await.unwrap();
+        let a = store.insert_card(&new_card(1, "k-1")).await.unwrap();
+        store.insert_card(&new_card(2, "k-2")).await.unwrap();
+        store
+            .update_card(a, CardState::Active, None, None, None)
+            .await
+            .unwrap();
+        let mut all = store.card_state_counts(None).await.unwrap();
+        all.sort_by_key(|(s, _)| s.as_str());
+        assert_eq!(all, vec![(CardState::Active, 1), (CardState::Issuing, 1)]);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            store
+                .card_state_counts(Some(later))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let earlier = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(
+            store.card_state_counts(Some(earlier)).await.unwrap().len(),
+            2
+        );
     }
 }

@@ -402,6 +402,11 @@ async fn order_orders_and_stats_show_what_happened() {
     assert!(body.contains("telegram_stars: 1 orders"), "{body}");
     assert!(body.contains("fragment: 1 orders"), "{body}");
     assert!(body.contains("1. Telegram Stars — 1"), "{body}");
+    // The test shop offers virtual cards (none issued yet).
+    assert!(
+        body.contains("Virtual cards issued: 0 (—); live now: 0"),
+        "{body}"
+    );
     let week = reply_to(&admin, "/stats 7d").await;
     assert!(week.body().contains("last 7 days"));
     let bad = reply_to(&admin, "/stats forever").await;

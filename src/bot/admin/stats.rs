@@ -15,6 +15,7 @@ use rust_i18n::t;
 
 use super::{Ctx, money_text, provider_name};
 use crate::bot::HandlerResult;
+use crate::cards::CardState;
 use crate::config::{Config, Language};
 use crate::domain::{Currency, Money, OrderStatus, ProductFamily};
 use crate::pricing::Pricing;
@@ -96,6 +97,35 @@ pub struct Stats {
     pub buyer_paid_orders: u32,
     /// Orders whose price or cost could not be converted to USD (left out of the sums).
     pub unconverted: u32,
+    /// Virtual cards, when the shop offers them.
+    pub cards: Option<CardStats>,
+}
+
+/// Virtual cards: issued in the period by the state they are in now, and live overall.
+/// The buyer funds a card at the provider, so cards bring no revenue to the sums above.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardStats {
+    pub issued: Vec<(CardState, i64)>,
+    /// Waiting for funding, active or frozen, whenever issued.
+    pub live: i64,
+}
+
+impl CardStats {
+    pub fn from_counts(issued: Vec<(CardState, i64)>, all: &[(CardState, i64)]) -> Self {
+        let mut issued = issued;
+        issued.sort_by_key(|(state, _)| CardState::ALL.iter().position(|s| s == state));
+        let live = all
+            .iter()
+            .filter(|(state, _)| {
+                matches!(
+                    state,
+                    CardState::PendingTopUp | CardState::Active | CardState::Frozen
+                )
+            })
+            .map(|(_, n)| n)
+            .sum();
+        Self { issued, live }
+    }
 }
 
 /// What a buyer paid, in USD.
@@ -276,6 +306,27 @@ impl Stats {
                 count = self.buyer_paid_orders
             ));
         }
+        if let Some(cards) = &self.cards {
+            let count: i64 = cards.issued.iter().map(|(_, n)| n).sum();
+            let states = cards
+                .issued
+                .iter()
+                .map(|(state, n)| format!("{state} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            text.push_str("\n\n");
+            text.push_str(&t!(
+                "admin.stats.cards",
+                locale = l,
+                count = count,
+                states = if states.is_empty() {
+                    "—".to_owned()
+                } else {
+                    states
+                },
+                live = cards.live
+            ));
+        }
         if self.unconverted > 0 {
             text.push_str("\n\n");
             text.push_str(&t!(
@@ -295,7 +346,14 @@ pub(super) async fn command(ctx: &Ctx, args: &str) -> HandlerResult {
     };
     let since = period.since(Utc::now());
     let orders = ctx.shop.store.orders_created_since(since).await?;
-    let stats = Stats::compute(&ctx.shop.config, &ctx.shop.pricing, &orders);
+    let mut stats = Stats::compute(&ctx.shop.config, &ctx.shop.pricing, &orders);
+    if ctx.shop.cards.is_some() {
+        let store = &ctx.shop.store;
+        stats.cards = Some(CardStats::from_counts(
+            store.card_state_counts(Some(since)).await?,
+            &store.card_state_counts(None).await?,
+        ));
+    }
     ctx.say(stats.text(ctx.lang, period, since)).await?;
     Ok(())
 }
@@ -408,6 +466,40 @@ mod tests {
         assert_eq!(stats.admin_orders, 1);
         assert_eq!(stats.admin_cost_usd, Decimal::new(465, 2));
         assert_eq!(stats.unconverted, 0);
+    }
+
+    #[test]
+    fn cards_are_counted_by_state_and_live_ones_overall() {
+        let cards = CardStats::from_counts(
+            vec![(CardState::Active, 2), (CardState::PendingTopUp, 1)],
+            &[
+                (CardState::Active, 5),
+                (CardState::Frozen, 1),
+                (CardState::PendingTopUp, 1),
+                (CardState::Terminated, 4),
+                (CardState::IssueFailed, 2),
+            ],
+        );
+        assert_eq!(cards.live, 7);
+        let stats = Stats {
+            cards: Some(cards),
+            ..Stats::default()
+        };
+        let since = DateTime::parse_from_rfc3339("2026-03-10T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let text = stats.text(Language::En, Period::Today, since);
+        assert!(
+            text.contains("Virtual cards issued: 3 (pending_top_up 1, active 2); live now: 7"),
+            "{text}"
+        );
+        let ru = stats.text(Language::Ru, Period::Today, since);
+        assert!(ru.contains("pending_top_up 1, active 2"), "{ru}");
+        assert!(
+            !Stats::default()
+                .text(Language::En, Period::Today, since)
+                .contains("Virtual cards")
+        );
     }
 
     #[test]
