@@ -736,15 +736,33 @@ async fn send_ready(
         balance = escape(&balance)
     )
     .into_owned();
-    let keyboard = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
-        t!("vcards.button.open", locale = l).into_owned(),
-        CardCallback::Open(card.id).encode(),
-    )]]);
+    let open = vec![button(
+        lang,
+        "vcards.button.open",
+        CardCallback::Open(card.id),
+    )];
+    send_html(bot, chat, text, vec![open]).await
+}
+
+/// An HTML message with its buttons, one row each.
+async fn send_html(
+    bot: &KioskBot,
+    chat: ChatId,
+    text: String,
+    rows: Vec<Vec<InlineKeyboardButton>>,
+) -> Result<(), RequestError> {
     bot.send_message(chat, text)
         .parse_mode(ParseMode::Html)
-        .reply_markup(keyboard)
+        .reply_markup(InlineKeyboardMarkup::new(rows))
         .await?;
     Ok(())
+}
+
+fn button(lang: Language, label: &str, callback: CardCallback) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(
+        t!(label, locale = lang.code()).into_owned(),
+        callback.encode(),
+    )
 }
 
 /// A payment made (settled) or refused (declined) with the card, as the provider lists
@@ -789,21 +807,19 @@ async fn send_transaction(
         balance = escape(&balance)
     )
     .into_owned();
-    let mut rows = vec![vec![InlineKeyboardButton::callback(
-        t!("vcards.button.open", locale = l).into_owned(),
-        CardCallback::Open(card.id).encode(),
+    let mut rows = vec![vec![button(
+        lang,
+        "vcards.button.open",
+        CardCallback::Open(card.id),
     )]];
     if declined {
-        rows.push(vec![InlineKeyboardButton::callback(
-            t!("vcards.button.fund", locale = l).into_owned(),
-            CardCallback::Fund(card.id).encode(),
+        rows.push(vec![button(
+            lang,
+            "vcards.button.fund",
+            CardCallback::Fund(card.id),
         )]);
     }
-    bot.send_message(chat, text)
-        .parse_mode(ParseMode::Html)
-        .reply_markup(InlineKeyboardMarkup::new(rows))
-        .await?;
-    Ok(())
+    send_html(bot, chat, text, rows).await
 }
 
 /// A payment with the card waits for its 3-D Secure code: a button shows the pending
@@ -822,15 +838,12 @@ async fn send_three_ds_alert(
         card = escape(&card_title(lang, card))
     )
     .into_owned();
-    let keyboard = InlineKeyboardMarkup::new(vec![vec![InlineKeyboardButton::callback(
-        t!("vcards.button.show_code", locale = l).into_owned(),
-        CardCallback::ThreeDs(card.id).encode(),
-    )]]);
-    bot.send_message(chat, text)
-        .parse_mode(ParseMode::Html)
-        .reply_markup(keyboard)
-        .await?;
-    Ok(())
+    let show = vec![button(
+        lang,
+        "vcards.button.show_code",
+        CardCallback::ThreeDs(card.id),
+    )];
+    send_html(bot, chat, text, vec![show]).await
 }
 
 #[derive(Debug, thiserror::Error)]
