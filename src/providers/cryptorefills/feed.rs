@@ -214,4 +214,33 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 1];
         assert!(parser.push(&long).is_err());
     }
+
+    proptest::proptest! {
+        /// However the network splits the stream, the same events come out.
+        #[test]
+        fn any_split_of_the_stream_gives_the_same_events(
+            cuts in proptest::collection::vec(0usize..200, 0..12),
+            crlf in proptest::bool::ANY,
+        ) {
+            let mut stream = String::from(": hi\n\nevent: message\ndata: {\"a\":1}\ndata: 2\n\n");
+            stream.push_str("id: 3\ndata: x\n\nevent: stop\ndata: {}\n\n");
+            if crlf {
+                stream = stream.replace('\n', "\r\n");
+            }
+            let bytes = stream.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                chunks.push(&bytes[start..cut]);
+                start = cut;
+            }
+            chunks.push(&bytes[start..]);
+            proptest::prop_assert_eq!(
+                all(&chunks),
+                vec![ev("message", "{\"a\":1}\n2"), ev("message", "x"), ev("stop", "{}")]
+            );
+        }
+    }
 }
