@@ -479,6 +479,19 @@ impl CardService {
         self.view(owner, card).await
     }
 
+    /// What the card's wallet holds (USD), as the provider says: deposits to a live card
+    /// land there until moved onto the card.
+    pub async fn wallet_balance(&self, owner: i64, card: CardId) -> Result<Decimal, CardError> {
+        let row = self.owned(owner, card).await?;
+        let (seed, _) = self.live(&row)?;
+        Ok(self
+            .client
+            .wallet_balance(&seed)
+            .await
+            .map_err(CardError::from_provider)?
+            .balance)
+    }
+
     /// Moves `amount` USD from the card's wallet onto the card ($1.00–$5,000.00).
     pub async fn fund(
         &self,

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use rust_decimal::Decimal;
 use rust_i18n::t;
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -240,6 +241,23 @@ impl CardDesk {
             let lang = language(inner, owner).await;
             if let Err(error) = send_three_ds_alert(bot, ChatId(owner), lang, &card).await {
                 tracing::warn!(card = %card.id, %error, "telling the owner a 3-D Secure code waits");
+            }
+        }
+        if event == "deposit.confirmed" && card.state == CardState::Active {
+            // A deposit to a live card waits in its wallet; the first funding went onto
+            // the card itself and leaves the wallet empty, so that one says nothing here.
+            match inner.service.wallet_balance(owner, card.id).await {
+                Ok(wallet) if wallet > Decimal::ZERO => {
+                    let lang = language(inner, owner).await;
+                    if let Err(error) = send_deposit(bot, ChatId(owner), lang, &card, wallet).await
+                    {
+                        tracing::warn!(card = %card.id, %error, "telling the owner a deposit arrived");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::info!(card = %card.id, %error, "reading a card's wallet for its owner")
+                }
             }
         }
         if let ("transaction.settled" | "transaction.declined", Some(id)) =
@@ -763,6 +781,30 @@ fn button(lang: Language, label: &str, callback: CardCallback) -> InlineKeyboard
         t!(label, locale = lang.code()).into_owned(),
         callback.encode(),
     )
+}
+
+/// A deposit reached the card's wallet: what it holds now, and the way onto the card.
+async fn send_deposit(
+    bot: &KioskBot,
+    chat: ChatId,
+    lang: Language,
+    card: &CardView,
+    wallet: Decimal,
+) -> Result<(), RequestError> {
+    use teloxide::utils::html::escape;
+    let text = t!(
+        "vcards.payment.deposit",
+        locale = lang.code(),
+        card = escape(&card_title(lang, card)),
+        balance = escape(&money(wallet))
+    )
+    .into_owned();
+    let move_in = vec![button(
+        lang,
+        "vcards.button.move_in",
+        CardCallback::MoveIn(card.id),
+    )];
+    send_html(bot, chat, text, vec![move_in]).await
 }
 
 /// A payment made (settled) or refused (declined) with the card, as the provider lists

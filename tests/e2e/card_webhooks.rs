@@ -1,7 +1,7 @@
 //! CryptoCardy webhooks end to end: with `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every new
 //! card registers the shop's receiver; the fake posts signed events to it, so the owner
-//! hears about the funding, a waiting 3-D Secure code and each payment (or decline)
-//! long before the next poll
+//! hears about the funding, a top-up, a waiting 3-D Secure code and each payment (or
+//! decline) long before the next poll
 //! (set to ten minutes here, so only a webhook can be that fast).
 
 use std::str::FromStr;
@@ -53,6 +53,24 @@ async fn signed_webhooks_tell_the_owner_at_once_and_forged_ones_are_refused() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(shop.cryptocardy.counts().webhooks_failed, 0);
+
+    // A top-up of the live card lands in its wallet: the owner hears it, with the way
+    // onto the card. (The first funding went onto the card and said nothing of this.)
+    shop.cryptocardy
+        .simulate_funding(&provider_id, dec("10"))
+        .unwrap();
+    let deposit = expect_text(&buyer, "the card's wallet now holds $10.00").await;
+    assert!(
+        deposit
+            .button_with_text("⬆️ Move wallet money onto the card")
+            .is_some()
+    );
+    let deposits = buyer
+        .chat()
+        .iter()
+        .filter(|m| m.from_bot && m.body().contains("Your deposit for"))
+        .count();
+    assert_eq!(deposits, 1, "{:#?}", buyer.chat());
 
     // A merchant asks for 3-D Secure: the owner is told, and the code is one tap away.
     let otp = shop
