@@ -72,6 +72,12 @@ impl CardState {
         matches!(self, Self::Terminated | Self::IssueFailed)
     }
 
+    /// Issued and not ended: the card's seed may still produce events (waiting for
+    /// funding, active or frozen).
+    pub fn is_open(self) -> bool {
+        !matches!(self, Self::Issuing) && !self.is_final()
+    }
+
     /// Issued and funded at least once: details, freeze, funding and the rest apply.
     pub fn is_live(self) -> bool {
         matches!(self, Self::Active | Self::Frozen)

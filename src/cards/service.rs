@@ -237,16 +237,12 @@ impl CardService {
 
     /// Makes the card's seed post its events to the configured webhook: registers it
     /// when the card has none or one at another URL (deleting that one first). Nothing
-    /// to do without a configured webhook, or when the card is no longer live.
-    pub async fn ensure_webhook(&self, row: &CardRow) -> Result<(), CardError> {
+    /// to do without a configured webhook, or when the card is not open.
+    async fn ensure_webhook(&self, row: &CardRow) -> Result<(), CardError> {
         let Some(webhook) = &self.options.webhook else {
             return Ok(());
         };
-        if !matches!(
-            row.state,
-            CardState::PendingTopUp | CardState::Active | CardState::Frozen
-        ) || row.webhook_url.as_deref() == Some(webhook.url.as_str())
-        {
+        if !row.state.is_open() || row.webhook_url.as_deref() == Some(webhook.url.as_str()) {
             return Ok(());
         }
         let seed = self.seed(row)?;
@@ -723,7 +719,7 @@ impl CardService {
     }
 
     /// After a restart: re-sends interrupted issuing calls (with their stored keys),
-    /// registers the configured webhook for live cards that lack it (issued before it
+    /// registers the configured webhook for open cards that lack it (issued before it
     /// was set, or at another URL), and lists the cards still waiting for funding, as
     /// `(owner, card)`, to follow again.
     pub async fn resume(&self) -> Result<Vec<(i64, CardId)>, CardError> {
@@ -734,7 +730,7 @@ impl CardService {
                 }
             }
             if self.options.webhook.is_some() {
-                for row in self.store.live_cards().await? {
+                for row in self.store.open_cards().await? {
                     if let Err(e) = self.ensure_webhook(&row).await {
                         tracing::warn!(card = %row.id, error = %e, "card webhook not registered");
                     }

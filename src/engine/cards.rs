@@ -5,13 +5,13 @@
 //! to wait instead of being held).
 //!
 //! Following is by polling (`CardService::refresh`, every `poll_interval`, inside the
-//! client's own budgets). With `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every new card's
-//! events also come to [`CardDesk::receive_webhook`] (mounted by
-//! [`crate::engine::card_webhook`]): a signed delivery refreshes the card at once, tells
-//! the owner it is active, that a payment waits for a 3-D Secure code, or what a payment
-//! with the card cost (or that it was declined), and wakes the card's follower. Polling goes on either way: a lost webhook only costs time.
-//! "Funded and active" is said once per card, whichever path sees it first
-//! (`cards.ready_announced_at`).
+//! client's own budgets). With `KIOSK_CRYPTOCARDY_WEBHOOK_URL` set, every card's events
+//! also come to [`CardDesk::receive_webhook`] (mounted by [`crate::engine::card_webhook`]):
+//! a signed delivery refreshes the card at once, tells the owner it is active, that a
+//! top-up reached its wallet, that a payment waits for a 3-D Secure code, or what a
+//! payment cost (or that it was declined), and wakes the card's follower. Polling goes
+//! on either way: a lost webhook only costs time. "Funded and active" is said once per
+//! card, whichever path sees it first (`cards.ready_announced_at`).
 //!
 //! Restart-safe: [`CardDesk::start`] re-sends interrupted issuing calls (with their
 //! stored keys), follows every card still waiting for its funding, and deletes every

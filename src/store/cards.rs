@@ -323,8 +323,9 @@ impl Store {
             .collect()
     }
 
-    /// Cards whose seed may still produce events: waiting for funding, active, frozen.
-    pub async fn live_cards(&self) -> Result<Vec<CardRow>, StoreError> {
+    /// Cards whose seed may still produce events ([`CardState::is_open`]): waiting for
+    /// funding, active, frozen.
+    pub async fn open_cards(&self) -> Result<Vec<CardRow>, StoreError> {
         let rows: Vec<RawCard> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM cards
              WHERE state IN ('pending_top_up', 'active', 'frozen') ORDER BY id"

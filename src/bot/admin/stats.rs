@@ -116,12 +116,7 @@ impl CardStats {
         issued.sort_by_key(|(state, _)| CardState::ALL.iter().position(|s| s == state));
         let live = all
             .iter()
-            .filter(|(state, _)| {
-                matches!(
-                    state,
-                    CardState::PendingTopUp | CardState::Active | CardState::Frozen
-                )
-            })
+            .filter(|(state, _)| state.is_open())
             .map(|(_, n)| n)
             .sum();
         Self { issued, live }
